@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class NanoBananaConfig(AppConfig):
+    name = "nanobanana_django"
+    label = "nanobanana_django"
+    verbose_name = _("Header images")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

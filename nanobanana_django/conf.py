@@ -1,0 +1,249 @@
+"""The app's settings: one ``NANOBANANA`` dict in the project's settings, read lazily.
+
+Every value is read from ``django.conf.settings`` at the moment it is used, so
+``override_settings`` and pytest-django's ``settings`` fixture work in tests. Each
+property documents its default; ``docs/settings.md`` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+SETTINGS_NAME = "NANOBANANA"
+
+PLACEHOLDER = "placeholder"
+REPLICATE = "replicate"
+
+_DURATION_PART = re.compile(r"(\d+)(ms|h|m|s)")
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds in a Replicate duration such as ``"30s"``, ``"5m"``, ``"1h30m"`` or ``45``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '5m'")
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    if text.isdigit():
+        return float(text)
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += int(match.group(1)) * units[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(f"{value!r} is not a duration like '30s', '5m' or '1h30m'")
+    return total
+
+
+class AppSettings:
+    """Typed, lazily read view of ``settings.NANOBANANA``."""
+
+    def _all(self) -> Mapping[str, Any]:
+        value = getattr(settings, SETTINGS_NAME, None) or {}
+        if not isinstance(value, Mapping):
+            raise ImproperlyConfigured(
+                f"settings.{SETTINGS_NAME} must be a dict, not {type(value).__name__}."
+            )
+        return value
+
+    def _get(self, key: str, default: Any = None) -> Any:
+        return self._all().get(key, default)
+
+    def _error(self, key: str, problem: str, fix: str) -> ImproperlyConfigured:
+        return ImproperlyConfigured(f"{SETTINGS_NAME}[{key!r}] {problem}. {fix}")
+
+    # Provider selection -------------------------------------------------------------
+
+    @property
+    def PROVIDER(self) -> str:
+        """``"replicate"``, ``"placeholder"`` or a dotted path to a provider class.
+
+        Default: ``"replicate"`` when a Replicate token is configured, otherwise
+        ``"placeholder"`` (offline images, so a fresh checkout works without an account).
+        """
+        value = self._get("PROVIDER")
+        if value in (None, ""):
+            return REPLICATE if self.REPLICATE_API_TOKEN else PLACEHOLDER
+        if not isinstance(value, str):
+            raise self._error(
+                "PROVIDER",
+                f"must be a string, not {type(value).__name__}",
+                "Use 'replicate', 'placeholder' or a dotted path to a provider class.",
+            )
+        return value
+
+    @property
+    def MODEL(self) -> str:
+        """The model to run, as ``owner/name``. Default ``"google/nano-banana-2"``."""
+        value = self._get("MODEL", "google/nano-banana-2")
+        if not isinstance(value, str) or value.count("/") != 1:
+            raise self._error(
+                "MODEL",
+                f"is {value!r}",
+                "Name the model as 'owner/name', for example 'google/nano-banana-2'.",
+            )
+        return value
+
+    @property
+    def DEFAULT_INPUT(self) -> dict[str, Any]:
+        """Model inputs sent with every generation unless a call overrides them.
+
+        Default: a 16:9 1K JPEG, which suits a blog header.
+        """
+        value = self._get("DEFAULT_INPUT")
+        if value is None:
+            return {"aspect_ratio": "16:9", "resolution": "1K", "output_format": "jpg"}
+        if not isinstance(value, Mapping):
+            raise self._error(
+                "DEFAULT_INPUT", "must be a dict", "For example {'aspect_ratio': '16:9'}."
+            )
+        return dict(value)
+
+    # Replicate ----------------------------------------------------------------------
+
+    @property
+    def REPLICATE_API_TOKEN(self) -> str:
+        """Replicate API token. Default: the ``REPLICATE_API_TOKEN`` environment variable."""
+        value = self._get("REPLICATE_API_TOKEN")
+        if value is None:
+            value = os.environ.get("REPLICATE_API_TOKEN", "")
+        return str(value).strip()
+
+    @property
+    def REPLICATE_BASE_URL(self) -> str:
+        """API root (paths add ``/v1/...``). Default: ``REPLICATE_BASE_URL`` or Replicate's."""
+        value = self._get("REPLICATE_BASE_URL") or os.environ.get("REPLICATE_BASE_URL")
+        value = str(value or "https://api.replicate.com").rstrip("/")
+        if value.endswith("/v1"):
+            value = value[: -len("/v1")]
+        if not value.startswith(("https://", "http://")):
+            raise self._error(
+                "REPLICATE_BASE_URL",
+                f"is {value!r}",
+                "Give the API root with its scheme, for example 'https://api.replicate.com'.",
+            )
+        return value
+
+    @property
+    def REPLICATE_WAIT(self) -> int:
+        """Seconds Replicate may hold the create request open (``Prefer: wait=N``).
+
+        Default 60, the most Replicate allows. ``0`` turns sync mode off (always poll).
+        """
+        value = self._get("REPLICATE_WAIT", 60)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 60:
+            raise self._error(
+                "REPLICATE_WAIT",
+                f"is {value!r}",
+                "Use a whole number of seconds from 1 to 60, or 0 to always poll.",
+            )
+        return value
+
+    @property
+    def CANCEL_AFTER(self) -> str | None:
+        """A deadline Replicate enforces (``Cancel-After``), e.g. ``"5m"``. Default: none.
+
+        A prediction still queued at the deadline is aborted (not billed).
+        """
+        value = self._get("CANCEL_AFTER")
+        if value in (None, "", 0):
+            return None
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise self._error("CANCEL_AFTER", str(exc), "Use e.g. '90s', '5m' or 300.") from None
+        if seconds < 5:
+            raise self._error(
+                "CANCEL_AFTER", f"is {value!r}", "Replicate's minimum deadline is 5 seconds."
+            )
+        return value if isinstance(value, str) else f"{int(seconds)}s"
+
+    @property
+    def POLL_INTERVAL(self) -> float:
+        """Seconds between polls of a prediction that is not finished. Default 1.0."""
+        return self._positive_number("POLL_INTERVAL", 1.0)
+
+    @property
+    def GENERATION_TIMEOUT(self) -> float:
+        """Seconds we wait for one prediction before cancelling it. Default 600."""
+        return self._positive_number("GENERATION_TIMEOUT", 600.0)
+
+    @property
+    def HTTP_TIMEOUT(self) -> float:
+        """Seconds for connecting and for each read that is not a sync wait. Default 30."""
+        return self._positive_number("HTTP_TIMEOUT", 30.0)
+
+    @property
+    def MAX_RETRIES(self) -> int:
+        """How many times a request that is safe to repeat is retried (429, 5xx). Default 5."""
+        value = self._get("MAX_RETRIES", 5)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self._error("MAX_RETRIES", f"is {value!r}", "Use a whole number >= 0.")
+        return value
+
+    # Images and storage ---------------------------------------------------------------
+
+    @property
+    def STORAGE(self) -> str:
+        """Alias in ``settings.STORAGES`` where images are saved. Default ``"default"``."""
+        value = self._get("STORAGE", "default")
+        if not isinstance(value, str) or not value:
+            raise self._error("STORAGE", f"is {value!r}", "Name an alias of settings.STORAGES.")
+        return value
+
+    @property
+    def UPLOAD_TO(self) -> str:
+        """Folder for stored images; files go to ``<UPLOAD_TO>/YYYY/MM/<uuid>.<ext>``."""
+        value = self._get("UPLOAD_TO", "nanobanana")
+        if not isinstance(value, str):
+            raise self._error(
+                "UPLOAD_TO", f"is {value!r}", "Use a folder name such as 'nanobanana'."
+            )
+        return value.strip("/")
+
+    @property
+    def MAX_IMAGE_BYTES(self) -> int:
+        """Largest image download accepted, in bytes. Default 50 MiB (a 4K PNG is ~25 MiB)."""
+        return int(self._positive_number("MAX_IMAGE_BYTES", 50 * 1024 * 1024))
+
+    @property
+    def MAX_IMAGE_PIXELS(self) -> int:
+        """Largest width x height accepted (decompression-bomb guard). Default 40 megapixels."""
+        return int(self._positive_number("MAX_IMAGE_PIXELS", 40_000_000))
+
+    # Content models -------------------------------------------------------------------
+
+    @property
+    def MODELS(self) -> dict[str, dict[str, Any]]:
+        """Content models that get header images, keyed by ``"app_label.ModelName"``.
+
+        Each value names ``title_field``, ``image_field`` and optionally ``topic_field``.
+        """
+        value = self._get("MODELS", {})
+        if not isinstance(value, Mapping):
+            raise self._error(
+                "MODELS",
+                "must be a dict",
+                "Map 'app_label.Model' to {'title_field': ..., 'image_field': ...}.",
+            )
+        return {str(label): dict(options) for label, options in value.items()}
+
+    # Helpers ----------------------------------------------------------------------------
+
+    def _positive_number(self, key: str, default: float) -> float:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self._error(key, f"is {value!r}", "Use a positive number.")
+        return float(value)
+
+
+app_settings = AppSettings()

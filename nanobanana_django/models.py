@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .conf import PLACEHOLDER
+from .storage import generated_image_storage, generated_image_upload_to
+
+
+class GeneratedImageQuerySet(models.QuerySet["GeneratedImage"]):
+    def for_object(self, obj: models.Model) -> GeneratedImageQuerySet:
+        """Every generation made for ``obj``, newest first."""
+        return self.filter(
+            content_type=ContentType.objects.get_for_model(obj, for_concrete_model=False),
+            object_id=str(obj.pk),
+        ).order_by("-created_at", "-pk")
+
+    def unfinished(self) -> GeneratedImageQuerySet:
+        return self.filter(status__in=GeneratedImage.Status.unfinished())
+
+
+class GeneratedImage(models.Model):
+    """One image generation: what was asked, what the provider did, what was stored.
+
+    Rows are the audit trail: a failed generation keeps its row with a readable
+    ``error_message``; nothing here ever holds an API token.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELED = "canceled", _("Canceled")
+
+        @classmethod
+        def unfinished(cls) -> tuple[str, ...]:
+            return (cls.QUEUED, cls.RUNNING)
+
+        @classmethod
+        def finished(cls) -> tuple[str, ...]:
+            return (cls.SUCCEEDED, cls.FAILED, cls.CANCELED)
+
+    content_type = models.ForeignKey(
+        ContentType,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        verbose_name=_("content type"),
+    )
+    object_id = models.CharField(_("object id"), max_length=255, blank=True, db_index=True)
+    content_object = GenericForeignKey("content_type", "object_id")
+    target_field = models.CharField(
+        _("target field"),
+        max_length=100,
+        blank=True,
+        help_text=_("Field of the content object the image is attached to."),
+    )
+    overwrite = models.BooleanField(
+        _("replace an existing image"),
+        default=False,
+        help_text=_("Whether the result may replace an image the object already has."),
+    )
+
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    provider = models.CharField(_("provider"), max_length=50)
+    model_name = models.CharField(_("model"), max_length=100)
+    prompt = models.TextField(_("prompt"))
+    input_params = models.JSONField(
+        _("input parameters"),
+        default=dict,
+        blank=True,
+        help_text=_("Model inputs sent with the prompt."),
+    )
+    prediction_id = models.CharField(_("prediction id"), max_length=100, blank=True, db_index=True)
+
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    predict_time = models.FloatField(
+        _("predict time (s)"),
+        null=True,
+        blank=True,
+        help_text=_("Seconds the provider reports the model ran (what Replicate bills on)."),
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+
+    image = models.FileField(
+        _("image"),
+        storage=generated_image_storage,
+        upload_to=generated_image_upload_to,
+        max_length=255,
+        blank=True,
+    )
+    image_format = models.CharField(_("format"), max_length=10, blank=True)
+    width = models.PositiveIntegerField(_("width"), null=True, blank=True)
+    height = models.PositiveIntegerField(_("height"), null=True, blank=True)
+    size_bytes = models.PositiveBigIntegerField(_("size (bytes)"), null=True, blank=True)
+
+    error_code = models.CharField(_("error code"), max_length=50, blank=True)
+    error_message = models.TextField(_("error"), blank=True)
+
+    objects = GeneratedImageQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("generated image")
+        verbose_name_plural = _("generated images")
+        ordering = ("-created_at", "-pk")
+        indexes = [models.Index(fields=["content_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_status_display()} image #{self.pk}"
+
+    @property
+    def is_placeholder(self) -> bool:
+        """True when the offline placeholder provider made this image."""
+        return self.provider == PLACEHOLDER
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.Status.finished()
+
+    @property
+    def duration(self) -> float | None:
+        """Wall-clock seconds from start to finish, as the site saw it."""
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    def record(self, **fields: Any) -> None:
+        """Set ``fields`` and save only them."""
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.save(update_fields=list(fields))

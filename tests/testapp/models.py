@@ -1,0 +1,31 @@
+from django.core.files.storage import FileSystemStorage
+from django.db import models
+
+
+class Article(models.Model):
+    title = models.CharField(max_length=200)
+    topic = models.CharField(max_length=200, blank=True)
+    body = models.TextField(blank=True)
+    header_image = models.ImageField(upload_to="headers/", blank=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Page(models.Model):
+    """Points at the GeneratedImage itself instead of a file."""
+
+    headline = models.CharField(max_length=200)
+    image = models.ForeignKey(
+        "nanobanana_django.GeneratedImage", null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+
+other_storage = FileSystemStorage(location="/tmp/nanobanana-other-storage", base_url="/other/")
+
+
+class Poster(models.Model):
+    """Its image field lives in another storage than generated images."""
+
+    name = models.CharField(max_length=200)
+    picture = models.ImageField(storage=other_storage, blank=True)
