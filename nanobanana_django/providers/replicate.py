@@ -1,0 +1,371 @@
+"""Replicate's HTTP API (``/v1/models/{owner}/{name}/predictions``), over httpx.
+
+Billing rule: a create is sent once. It is repeated only when Replicate cannot have
+made a prediction (a 429, or a connection that never opened); any other failure of
+a create is reported, never retried. Reads (get, cancel, downloads) are retried with
+backoff on 429 and 5xx, honouring ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .. import __version__
+from ..exceptions import (
+    AuthenticationFailed,
+    ImageTooLarge,
+    InvalidInput,
+    ModelNotFound,
+    NanoBananaError,
+    OutputExpired,
+    PaymentRequired,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+    RequestTooLarge,
+    SubmissionUncertain,
+)
+from ..images import spool
+from .base import TERMINAL_STATUSES, GenerationRequest, Prediction, Provider
+
+logger = logging.getLogger(__name__)
+
+KNOWN_STATUSES = frozenset({"starting", "processing", *TERMINAL_STATUSES})
+FILE_HOST_SUFFIX = "replicate.delivery"
+MAX_BACKOFF = 30.0
+MAX_DETAIL_LENGTH = 500
+
+
+class ReplicateProvider(Provider):
+    name = "replicate"
+
+    def __init__(
+        self,
+        *,
+        api_token: str,
+        base_url: str = "https://api.replicate.com",
+        wait: int = 60,
+        cancel_after: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not api_token:
+            raise AuthenticationFailed(
+                "No Replicate API token is configured. Set NANOBANANA['REPLICATE_API_TOKEN'] "
+                "or the REPLICATE_API_TOKEN environment variable."
+            )
+        self.base_url = base_url.rstrip("/")
+        self.wait = wait
+        self.cancel_after = cancel_after
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._sleep = sleep
+        self._origin = _origin(self.base_url)
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": f"nanobanana-django/{__version__}"},
+            transport=transport,
+            follow_redirects=False,
+        )
+        # Kept out of the client's default headers so that it is sent only where we
+        # decide (the API and Replicate's file hosts), never to a stray output URL.
+        self._auth = {"Authorization": f"Bearer {api_token}"}
+
+    def __repr__(self) -> str:
+        return f"<ReplicateProvider {self.base_url}>"
+
+    def close(self) -> None:
+        self._client.close()
+
+    # Provider interface ---------------------------------------------------------------
+
+    def submit(self, request: GenerationRequest) -> Prediction:
+        owner, _, name = request.model.partition("/")
+        url = f"{self.base_url}/v1/models/{owner}/{name}/predictions"
+        headers = dict(self._auth)
+        timeout = httpx.Timeout(self.timeout)
+        if self.wait:
+            headers["Prefer"] = f"wait={self.wait}"
+            timeout = httpx.Timeout(self.timeout, read=self.wait + self.timeout)
+        if self.cancel_after:
+            headers["Cancel-After"] = self.cancel_after
+        body = {"input": request.input}
+
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self._client.post(url, json=body, headers=headers, timeout=timeout)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # The connection never opened, so no prediction exists: safe to repeat.
+                if attempt == self.max_retries:
+                    raise ProviderUnavailable(
+                        f"Could not connect to Replicate at {self.base_url} ({_reason(exc)})."
+                    ) from None
+                self._sleep(_backoff(attempt))
+                continue
+            except httpx.HTTPError as exc:
+                raise SubmissionUncertain(
+                    f"The request to create the prediction failed after it was sent "
+                    f"({_reason(exc)}). Replicate may have created and billed a prediction, "
+                    "so it was not sent again; check your Replicate dashboard before retrying."
+                ) from None
+            if response.status_code == 429 and attempt < self.max_retries:
+                self._sleep(_retry_after(response, attempt))
+                continue
+            if response.status_code in (200, 201, 202):
+                return self._parse(response)
+            raise self._error(response, creating=request.model)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def fetch(self, prediction_id: str, url: str | None = None) -> Prediction:
+        response = self._request("GET", self._prediction_url(prediction_id, url))
+        return self._parse(response)
+
+    def cancel(self, prediction_id: str) -> Prediction:
+        response = self._request("POST", f"{self.base_url}/v1/predictions/{prediction_id}/cancel")
+        return self._parse(response)
+
+    def open_output(self, prediction: Prediction, *, max_bytes: int) -> IO[bytes]:
+        if prediction.data_removed or not prediction.output_url:
+            raise OutputExpired(
+                "Replicate no longer has this prediction's output (outputs are deleted after "
+                "one hour). Generate the image again."
+            )
+        url = prediction.output_url
+        headers = self._auth if self._may_send_token(url) else {}
+        for attempt in range(self.max_retries + 1):
+            try:
+                with self._client.stream("GET", url, headers=headers) as response:
+                    if response.status_code in (404, 410):
+                        raise OutputExpired(
+                            "Replicate no longer has this prediction's output "
+                            f"(HTTP {response.status_code}); outputs are deleted after one "
+                            "hour. Generate the image again."
+                        )
+                    if _should_retry(response) and attempt < self.max_retries:
+                        self._sleep(_retry_after(response, attempt))
+                        continue
+                    if response.status_code != 200:
+                        response.read()
+                        raise self._error(response)
+                    declared = response.headers.get("Content-Length", "")
+                    if declared.isdigit() and int(declared) > max_bytes:
+                        raise ImageTooLarge(
+                            f"The image is {int(declared):,} bytes, more than the "
+                            f"{max_bytes:,} allowed (NANOBANANA['MAX_IMAGE_BYTES'])."
+                        )
+                    return spool(response.iter_bytes(64 * 1024), max_bytes)
+            except httpx.HTTPError as exc:
+                if attempt == self.max_retries:
+                    raise ProviderUnavailable(
+                        f"Downloading the image from Replicate failed ({_reason(exc)})."
+                    ) from None
+                self._sleep(_backoff(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # HTTP --------------------------------------------------------------------------------
+
+    def _request(self, method: str, url: str) -> httpx.Response:
+        """A request that is safe to repeat, retried on 429, 5xx and network errors."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self._client.request(method, url, headers=self._auth)
+            except httpx.TimeoutException:
+                if attempt == self.max_retries:
+                    raise ProviderTimeout(
+                        f"Replicate did not answer within {self.timeout:g} s."
+                    ) from None
+                self._sleep(_backoff(attempt))
+                continue
+            except httpx.HTTPError as exc:
+                if attempt == self.max_retries:
+                    raise ProviderUnavailable(
+                        f"Could not reach Replicate at {self.base_url} ({_reason(exc)})."
+                    ) from None
+                self._sleep(_backoff(attempt))
+                continue
+            if _should_retry(response) and attempt < self.max_retries:
+                self._sleep(_retry_after(response, attempt))
+                continue
+            if response.is_success:
+                return response
+            raise self._error(response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _prediction_url(self, prediction_id: str, url: str | None) -> str:
+        if url and _origin(url) == self._origin:
+            return url
+        return f"{self.base_url}/v1/predictions/{prediction_id}"
+
+    def _may_send_token(self, url: str) -> bool:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if _origin(url) == self._origin:
+            return True
+        return parts.scheme == "https" and (
+            host == FILE_HOST_SUFFIX or host.endswith("." + FILE_HOST_SUFFIX)
+        )
+
+    def _parse(self, response: httpx.Response) -> Prediction:
+        try:
+            data = response.json()
+            prediction_id = str(data["id"])
+        except (ValueError, KeyError, TypeError):
+            raise ProviderError(
+                f"Replicate answered HTTP {response.status_code} with a body that is not a "
+                "prediction."
+            ) from None
+        status = str(data.get("status") or "starting")
+        if status not in KNOWN_STATUSES:
+            logger.warning("Replicate prediction %s has unknown status %r", prediction_id, status)
+            status = "processing"
+        metrics = data.get("metrics") or {}
+        predict_time = metrics.get("predict_time")
+        urls = data.get("urls") or {}
+        return Prediction(
+            id=prediction_id,
+            status=status,
+            output_url=_first_url(data.get("output")),
+            error=_text(data.get("error")),
+            predict_time=float(predict_time) if isinstance(predict_time, (int, float)) else None,
+            data_removed=bool(data.get("data_removed")),
+            get_url=urls.get("get") or response.headers.get("Location"),
+        )
+
+    def _error(self, response: httpx.Response, *, creating: str | None = None) -> NanoBananaError:
+        status = response.status_code
+        detail = _problem_detail(response)
+        said = f" Replicate said: {detail}" if detail else ""
+        if status == 401:
+            return AuthenticationFailed(
+                "Replicate rejected the API token (HTTP 401)." + said + " Check "
+                "NANOBANANA['REPLICATE_API_TOKEN'] or the REPLICATE_API_TOKEN environment "
+                "variable.",
+                status_code=status,
+                detail=detail,
+            )
+        if status == 402:
+            return PaymentRequired(
+                "Replicate requires payment before running more predictions (HTTP 402)."
+                + said
+                + " Add credit to the Replicate account, then retry.",
+                status_code=status,
+                detail=detail,
+            )
+        if status == 404:
+            what = f"the model {creating!r}" if creating else "that prediction"
+            fix = " Check NANOBANANA['MODEL']." if creating else ""
+            return ModelNotFound(
+                f"Replicate could not find {what} (HTTP 404).{said}{fix}",
+                status_code=status,
+                detail=detail,
+            )
+        if status == 413:
+            return RequestTooLarge(
+                "Replicate refused the request as too large (HTTP 413)." + said + " Pass "
+                "reference images as URLs rather than data: URIs.",
+                status_code=status,
+                detail=detail,
+            )
+        if status == 422:
+            return InvalidInput(
+                "Replicate rejected the input (HTTP 422)." + said,
+                status_code=status,
+                detail=detail,
+            )
+        if status == 429:
+            return RateLimited(
+                "Replicate is throttling requests (HTTP 429)." + said + " Try again shortly.",
+                status_code=status,
+                detail=detail,
+                retry_after=_retry_after_header(response),
+            )
+        if status >= 500:
+            extra = (
+                " The prediction was not re-sent, in case Replicate had created it; retry it "
+                "once Replicate is healthy."
+                if creating
+                else ""
+            )
+            return ProviderUnavailable(
+                f"Replicate had a server error (HTTP {status}).{said}{extra}",
+                status_code=status,
+                detail=detail,
+            )
+        return ProviderError(
+            f"Replicate answered HTTP {status}.{said}", status_code=status, detail=detail
+        )
+
+
+def _should_retry(response: httpx.Response) -> bool:
+    return response.status_code == 429 or response.status_code in (500, 502, 503, 504)
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: about 0.5, 1, 2, 4 s ..., at most 30 s."""
+    return min(MAX_BACKOFF, 0.5 * 2**attempt) * random.uniform(0.8, 1.2)
+
+
+def _retry_after_header(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float:
+    seconds = _retry_after_header(response)
+    if seconds is None:
+        return _backoff(attempt)
+    return min(seconds, 60.0)
+
+
+def _problem_detail(response: httpx.Response) -> str:
+    """The readable part of an RFC 7807 problem body, or a short plain-text body."""
+    text = ""
+    try:
+        data = response.json()
+    except ValueError:
+        content_type = response.headers.get("Content-Type", "")
+        if content_type.startswith("text/plain"):
+            text = response.text
+    else:
+        if isinstance(data, dict):
+            text = _text(data.get("detail")) or _text(data.get("title")) or ""
+    text = " ".join(text.split())
+    return text[:MAX_DETAIL_LENGTH]
+
+
+def _text(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _first_url(output: Any) -> str | None:
+    """Nano Banana returns one URL; accept a list too, as other models do."""
+    if isinstance(output, str):
+        return output or None
+    if isinstance(output, (list, tuple)):
+        return next((item for item in output if isinstance(item, str) and item), None)
+    return None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return (parts.scheme, (parts.hostname or "").lower(), parts.port)
+
+
+def _reason(exc: BaseException) -> str:
+    """Name the network failure without echoing request details."""
+    return type(exc).__name__
