@@ -34,6 +34,7 @@ demo:
 	@.venv/demo/bin/python example_project/manage.py demo $(DEMO_ARGS)
 
 test:
+	@bash .ci/ensure-browser
 	@test -n "$(PYTHON_NEW)" || { echo "No Python >= 3.12 found for Django 6.1; set PYTHON_NEW=/path/to/python3.12"; exit 1; }
 	@set -e; for spec in $(TEST_ENVS); do \
 		IFS=: read -r name python requirement <<< "$$spec"; \

@@ -10,3 +10,6 @@ class NanoBananaConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .publishing import PublishedObjectRouter
+
+        PublishedObjectRouter.connect()

@@ -70,6 +70,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         model = None
 
     for key in (
+        "TASK_RUNNER",
+        "ADAPTER",
+        "PROMPT_TEMPLATE",
         "REPLICATE_BASE_URL",
         "REPLICATE_WAIT",
         "CANCEL_AFTER",
@@ -99,7 +102,88 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 )
             )
     messages.extend(_check_content_models(model))
+    messages.extend(_check_runner())
     return messages
+
+
+def _check_runner() -> list[checks.CheckMessage]:
+    """The runner must exist, and django-q2 must not re-deliver a generation mid-way."""
+    from django.conf import settings
+
+    from .adapter import compile_template, get_adapter
+
+    messages: list[checks.CheckMessage] = []
+    try:
+        get_adapter()
+        if app_settings.PROMPT_TEMPLATE:
+            compile_template(app_settings.PROMPT_TEMPLATE)
+        runner = app_settings.TASK_RUNNER
+    except ImproperlyConfigured:
+        return messages  # reported as E001 above
+    except Exception as exc:  # TemplateSyntaxError
+        return [
+            checks.Error(f"NANOBANANA['PROMPT_TEMPLATE'] is not valid: {exc}", id="nanobanana.E001")
+        ]
+    if runner == "django_tasks":
+        from .tasks import generate_header_image
+
+        if generate_header_image is None:
+            messages.append(
+                checks.Error(
+                    "NANOBANANA['TASK_RUNNER'] is 'django_tasks', which needs Django 6.0+.",
+                    hint="Use 'django_q' or 'immediate', or upgrade Django.",
+                    id="nanobanana.E007",
+                )
+            )
+    if runner != "django_q":
+        return messages
+    from django.apps import apps
+
+    if not apps.is_installed("django_q"):
+        return [
+            checks.Error(
+                "NANOBANANA['TASK_RUNNER'] is 'django_q' but django_q is not in INSTALLED_APPS.",
+                hint="Add 'django_q' to INSTALLED_APPS and run a cluster (manage.py qcluster), "
+                "or choose another TASK_RUNNER.",
+                id="nanobanana.E007",
+            )
+        ]
+    cluster = getattr(settings, "Q_CLUSTER", {}) or {}
+    if cluster.get("sync"):
+        return messages
+    needed = _longest_generation()
+    timeout = cluster.get("timeout")
+    retry = cluster.get("retry", 60)
+    if timeout is None or timeout < needed:
+        messages.append(
+            checks.Warning(
+                f"Q_CLUSTER['timeout'] is {timeout!r}: a generation can take up to {needed:.0f} s "
+                "and the worker running it would be killed first.",
+                hint=f"Set Q_CLUSTER['timeout'] to at least {needed:.0f} (GENERATION_TIMEOUT plus "
+                "the submit and download time), or lower NANOBANANA['GENERATION_TIMEOUT'].",
+                id="nanobanana.W001",
+            )
+        )
+    if timeout is not None and retry <= timeout:
+        messages.append(
+            checks.Warning(
+                f"Q_CLUSTER['retry'] ({retry}) is not above Q_CLUSTER['timeout'] ({timeout}): the "
+                "broker would hand a generation to a second worker while the first still runs.",
+                hint="Set Q_CLUSTER['retry'] a little above 'timeout'. Double delivery never bills "
+                "twice, but it wastes a worker.",
+                id="nanobanana.W002",
+            )
+        )
+    return messages
+
+
+def _longest_generation() -> float:
+    """Seconds one task may need: submit, wait, download, store."""
+    return (
+        app_settings.REPLICATE_WAIT
+        + app_settings.GENERATION_TIMEOUT
+        + 2 * app_settings.HTTP_TIMEOUT
+    )
 
 
 def _check_content_models(model: str | None) -> list[checks.CheckMessage]:

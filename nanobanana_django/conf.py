@@ -108,6 +108,42 @@ class AppSettings:
             )
         return dict(value)
 
+    @property
+    def TASK_RUNNER(self) -> str:
+        """How queued generations run: ``"django_q"`` (default), ``"django_tasks"``
+        (Django 6.0+ ``django.tasks``) or ``"immediate"`` (in the process that queues,
+        after the transaction commits; for development and tests).
+        """
+        value = self._get("TASK_RUNNER", "django_q")
+        if value not in ("django_q", "django_tasks", "immediate"):
+            raise self._error(
+                "TASK_RUNNER",
+                f"is {value!r}",
+                "Use 'django_q', 'django_tasks' (Django 6.0+) or 'immediate'.",
+            )
+        return value
+
+    @property
+    def ADAPTER(self) -> str:
+        """Dotted path to the policy class (prompt, "is it published?").
+
+        Default ``"nanobanana_django.adapter.HeaderImageAdapter"``.
+        """
+        value = self._get("ADAPTER", "nanobanana_django.adapter.HeaderImageAdapter")
+        if not isinstance(value, str) or "." not in value:
+            raise self._error(
+                "ADAPTER", f"is {value!r}", "Give a dotted path to a HeaderImageAdapter subclass."
+            )
+        return value
+
+    @property
+    def PROMPT_TEMPLATE(self) -> str | None:
+        """A Django template for prompts of every model (a model's own wins). Default: ours."""
+        value = self._get("PROMPT_TEMPLATE")
+        if value is not None and not isinstance(value, str):
+            raise self._error("PROMPT_TEMPLATE", "must be a string", "Give template text.")
+        return value
+
     # Replicate ----------------------------------------------------------------------
 
     @property

@@ -114,6 +114,15 @@ class GeneratedImage(models.Model):
         verbose_name_plural = _("generated images")
         ordering = ("-created_at", "-pk")
         indexes = [models.Index(fields=["content_type", "object_id"])]
+        constraints = [
+            # At most one generation in flight per object: the database, not a flag,
+            # stops a double publish from billing two predictions.
+            models.UniqueConstraint(
+                fields=["content_type", "object_id"],
+                condition=models.Q(status__in=["queued", "running"], content_type__isnull=False),
+                name="nanobanana_one_unfinished_per_object",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_status_display()} image #{self.pk}"

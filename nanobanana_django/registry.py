@@ -2,35 +2,62 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.db import models
+from django.dispatch import receiver
+from django.template import TemplateSyntaxError
+from django.utils import timezone
 from django.utils.html import strip_tags
+from django.utils.module_loading import import_string
 
 from .conf import app_settings
 
 MAX_TITLE_IN_PROMPT = 300
 MAX_TOPIC_IN_PROMPT = 300
 
-DEFAULT_PROMPT = (
-    "Editorial header image for an article titled “{title}”{about}. "
-    "Photographic, natural light, one clear subject, depth and negative space for a wide "
-    "blog header. No text, letters, logos or watermarks in the image."
+OPTION_KEYS = (
+    "title_field",
+    "topic_field",
+    "image_field",
+    "publish",
+    "regenerate",
+    "prompt_template",
+    "input",
 )
 
 
 @dataclass(frozen=True)
+class PublishRule:
+    """When an object counts as published, and which fields can change that."""
+
+    description: str
+    check: Callable[[models.Model], bool]
+    #: Field attnames the rule reads; ``None`` when it is a callable that may read anything.
+    fields: tuple[str, ...] | None
+
+    def is_published(self, obj: models.Model) -> bool:
+        return bool(self.check(obj))
+
+
+@dataclass(frozen=True)
 class ContentConfig:
-    """How one content model provides a title and a topic and stores its image."""
+    """How one content model provides a title and a topic, and stores its image."""
 
     label: str
     model: type[models.Model]
     title_field: str
     image_field: str
     topic_field: str | None = None
+    publish: PublishRule | None = None
+    regenerate: bool = False
+    prompt_template: str | None = None
     input: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -49,9 +76,11 @@ class ContentConfig:
             return ""
         return _clean(resolve(obj, self.topic_field), MAX_TOPIC_IN_PROMPT)
 
-    def has_image(self, obj: models.Model) -> bool:
-        """Whether the object's image field is set, as stored in the database now."""
+    def has_image(self, obj: models.Model, *, fresh: bool = True) -> bool:
+        """Whether the image field is set: in the database (``fresh``) or on ``obj``."""
         column = self.image_model_field.attname
+        if not fresh:
+            return bool(getattr(obj, column))
         value = type(obj)._base_manager.filter(pk=obj.pk).values_list(column, flat=True).first()
         return bool(value)
 
@@ -64,9 +93,9 @@ class ContentConfig:
         return queryset.filter(empty)
 
     def build_prompt(self, obj: models.Model) -> str:
-        title = self.title_of(obj) or str(obj)
-        topic = self.topic_of(obj)
-        return DEFAULT_PROMPT.format(title=title, about=f", about {topic}" if topic else "")
+        from .adapter import get_adapter
+
+        return get_adapter().build_prompt(obj, self)
 
 
 def resolve(obj: Any, path: str) -> Any:
@@ -97,22 +126,41 @@ def get_config(model: type[models.Model] | models.Model | str) -> ContentConfig:
     Raises ``ImproperlyConfigured`` naming the problem and the fix.
     """
     label = model if isinstance(model, str) else model._meta.label
-    registered = {key.lower(): (key, value) for key, value in app_settings.MODELS.items()}
-    if label.lower() not in registered:
+    config = find_config(label)
+    if config is None:
         raise ImproperlyConfigured(
             f"{label} is not registered for header images. Add it to NANOBANANA['MODELS'], "
             "for example {'" + label + "': {'title_field': 'title', 'image_field': "
             "'header_image'}}."
         )
-    key, options = registered[label.lower()]
-    return build_config(key, options)
+    return config
+
+
+def find_config(label: str) -> ContentConfig | None:
+    """The registration of ``"app_label.Model"``, or ``None``."""
+    return _configs().get(label.lower())
 
 
 def registered_configs() -> list[ContentConfig]:
-    return [build_config(label, options) for label, options in app_settings.MODELS.items()]
+    return list(_configs().values())
+
+
+@lru_cache(maxsize=1)
+def _configs() -> dict[str, ContentConfig]:
+    return {
+        label.lower(): build_config(label, options)
+        for label, options in app_settings.MODELS.items()
+    }
+
+
+@receiver(setting_changed)
+def _forget_configs(setting: str, **kwargs: Any) -> None:
+    if setting == "NANOBANANA":
+        _configs.cache_clear()
 
 
 def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
+    """Read and check one ``NANOBANANA["MODELS"]`` entry."""
     where = f"NANOBANANA['MODELS'][{label!r}]"
     try:
         model = apps.get_model(label)
@@ -120,11 +168,12 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         raise ImproperlyConfigured(
             f"{where}: no installed model {label!r}. Use 'app_label.ModelName' of an installed app."
         ) from None
-    unknown = set(options) - {"title_field", "topic_field", "image_field", "input"}
+    if not isinstance(options, dict):
+        raise ImproperlyConfigured(f"{where} must be a dict of options.")
+    unknown = set(options) - set(OPTION_KEYS)
     if unknown:
         raise ImproperlyConfigured(
-            f"{where} has unknown keys {sorted(unknown)}. Allowed: title_field, topic_field, "
-            "image_field, input."
+            f"{where} has unknown keys {sorted(unknown)}. Allowed: {', '.join(OPTION_KEYS)}."
         )
     for key in ("title_field", "image_field"):
         if not options.get(key):
@@ -150,13 +199,97 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
     input_options = options.get("input") or {}
     if not isinstance(input_options, dict):
         raise ImproperlyConfigured(f"{where}['input'] must be a dict of model inputs.")
+    template = options.get("prompt_template")
+    if template is not None:
+        from .adapter import compile_template
+
+        try:
+            compile_template(template)
+        except (TemplateSyntaxError, TypeError) as exc:
+            raise ImproperlyConfigured(f"{where}['prompt_template'] is not valid: {exc}") from None
     return ContentConfig(
         label=label,
         model=model,
         title_field=options["title_field"],
         topic_field=options.get("topic_field") or None,
         image_field=image_field,
+        publish=_publish_rule(model, options.get("publish"), where),
+        regenerate=bool(options.get("regenerate", False)),
+        prompt_template=template,
         input=dict(input_options),
+    )
+
+
+def _publish_rule(model: type[models.Model], spec: Any, where: str) -> PublishRule | None:
+    """Turn the ``publish`` option into a rule.
+
+    - ``{"field": "is_published"}``: a boolean field is true;
+    - ``{"field": "published_at"}``: a date/datetime field is set and not in the future;
+    - ``{"field": "status", "values": ["published"]}`` (or ``"value"``): equals one of them;
+    - ``"myapp.rules.is_published"``: a callable taking the object.
+    """
+    where = f"{where}['publish']"
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        try:
+            function = import_string(spec)
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"{where}: cannot import {spec!r} ({exc}).") from None
+        if not callable(function):
+            raise ImproperlyConfigured(f"{where}: {spec!r} is not callable.")
+        return PublishRule(description=f"{spec}(obj)", check=function, fields=None)
+    if callable(spec):
+        name = getattr(spec, "__qualname__", repr(spec))
+        return PublishRule(description=f"{name}(obj)", check=spec, fields=None)
+    if not isinstance(spec, dict) or not spec.get("field"):
+        raise ImproperlyConfigured(
+            f"{where} must be {{'field': ...}} (optionally with 'values') or a dotted path to "
+            "a callable."
+        )
+    unknown = set(spec) - {"field", "value", "values"}
+    if unknown:
+        raise ImproperlyConfigured(f"{where} has unknown keys {sorted(unknown)}.")
+    name = spec["field"]
+    try:
+        model_field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        raise ImproperlyConfigured(f"{where}: {model._meta.label} has no field {name!r}.") from None
+    attname = model_field.attname
+    if "values" in spec or "value" in spec:
+        values = spec["values"] if "values" in spec else [spec["value"]]
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise ImproperlyConfigured(f"{where}['values'] must be a list, e.g. ['published'].")
+        allowed = frozenset(values)
+        return PublishRule(
+            description=f"{name} in {sorted(map(str, allowed))}",
+            check=lambda obj: getattr(obj, attname) in allowed,
+            fields=(attname,),
+        )
+    if isinstance(model_field, (models.DateTimeField, models.DateField)):
+        is_datetime = isinstance(model_field, models.DateTimeField)
+
+        def check(obj: models.Model) -> bool:
+            value = getattr(obj, attname)
+            if value is None:
+                return False
+            now = timezone.now()  # aware when USE_TZ, naive otherwise, like the field
+            if not is_datetime:
+                now = timezone.localtime(now).date() if timezone.is_aware(now) else now.date()
+            return value <= now
+
+        return PublishRule(
+            description=f"{name} is set and not in the future", check=check, fields=(attname,)
+        )
+    if isinstance(model_field, models.BooleanField):
+        return PublishRule(
+            description=f"{name} is true",
+            check=lambda obj: bool(getattr(obj, attname)),
+            fields=(attname,),
+        )
+    raise ImproperlyConfigured(
+        f"{where}: {model._meta.label}.{name} is neither a boolean nor a date field; give "
+        "'values' too, e.g. {'field': '" + name + "', 'values': ['published']}."
     )
 
 

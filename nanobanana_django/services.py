@@ -1,13 +1,17 @@
 """The generation pipeline and its public Python API.
 
 ``generate_for(article)`` and ``generate_image("a prompt")`` run a generation in the
-foreground; ``create_generation`` + ``run_generation`` split it into "record the
-request" and "carry it out" so that a worker can do the second half.
+foreground; ``queue_generation(article)`` records it and hands it to the task runner
+once the transaction commits. ``create_generation`` + ``run_generation`` are the two
+halves: "record the request" and "carry it out".
 
-A generation moves ``queued -> running -> succeeded | failed | canceled``. The move
-to ``running`` is a conditional UPDATE, so of two workers handed the same row only
-one submits it to the provider; the prediction id is saved as soon as the provider
-answers, and a row that has one is resumed, never submitted again.
+A generation moves ``queued -> running -> succeeded | failed | canceled``.
+
+Exactly once: the move to ``running`` is a conditional UPDATE, so of two workers
+handed the same row only one submits it; the prediction id is saved the moment the
+provider answers, and a row that has one is resumed, never submitted again. A row
+left ``running`` without a prediction id by a worker that died while submitting is
+recovered by looking the prediction up at the provider (docs/exactly-once.md).
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ from __future__ import annotations
 import logging
 import os
 import time
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files import File
 from django.core.files.storage import Storage
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.functional import LazyObject, empty
 
+from .adapter import get_adapter
 from .conf import app_settings
 from .exceptions import (
     NanoBananaError,
@@ -39,6 +46,7 @@ from .models import GeneratedImage
 from .providers import GenerationRequest, Prediction, Provider, get_provider
 from .providers.base import ABORTED, CANCELED, FAILED
 from .registry import ContentConfig, get_config
+from .signals import image_generated, image_generation_failed
 from .specs import validate_input
 from .storage import configured_storage
 
@@ -53,6 +61,22 @@ class AlreadyHasImage(NanoBananaError):
     code = "already_has_image"
 
 
+class GenerationInProgress(NanoBananaError):
+    """The object already has a generation queued or running; nothing was added."""
+
+    code = "in_progress"
+
+
+class Interrupted(NanoBananaError):
+    """A worker stopped while submitting, and the provider cannot tell what it made."""
+
+    code = "interrupted"
+
+
+class _Canceled(Exception):
+    """The row was canceled while we waited: stop without touching it."""
+
+
 # Public API ---------------------------------------------------------------------------
 
 
@@ -64,19 +88,19 @@ def generate_for(
     overwrite: bool = False,
     provider: str | None = None,
 ) -> GeneratedImage:
-    """Generate a header image for ``obj`` now and attach it.
+    """Generate a header image for ``obj`` now, in this process, and attach it.
 
     ``obj`` must belong to a model registered in ``NANOBANANA["MODELS"]``. The prompt
     is built from its title and topic unless given. Raises ``ValidationError`` for
-    bad input and :class:`AlreadyHasImage` when ``obj`` has an image and
-    ``overwrite`` is false (both before anything is sent). Provider failures do not
-    raise: they end as a ``failed`` row whose ``error_message`` says what happened.
+    bad input, :class:`AlreadyHasImage` when ``obj`` has an image and ``overwrite`` is
+    false, and :class:`GenerationInProgress` when one is already under way (all
+    before anything is sent). Provider failures do not raise: they end as a
+    ``failed`` row whose ``error_message`` says what happened.
     """
     row = create_generation(obj, prompt=prompt, input=input, overwrite=overwrite, provider=provider)
     row = run_generation(row.pk)
-    config = get_config(obj)
     if row.status == Status.SUCCEEDED:
-        obj.refresh_from_db(fields=[config.image_field])
+        obj.refresh_from_db(fields=[get_config(obj).image_field])
     return row
 
 
@@ -91,6 +115,24 @@ def generate_image(
     return run_generation(row.pk)
 
 
+def queue_generation(
+    obj: models.Model | None,
+    *,
+    prompt: str | None = None,
+    input: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    provider: str | None = None,
+) -> GeneratedImage:
+    """Record a generation and run it in the background after the transaction commits.
+
+    Takes the arguments of :func:`generate_for` and raises the same errors; returns the
+    ``queued`` row. If the transaction rolls back, the row goes with it and nothing runs.
+    """
+    row = create_generation(obj, prompt=prompt, input=input, overwrite=overwrite, provider=provider)
+    transaction.on_commit(partial(_enqueue, row.pk))
+    return row
+
+
 def create_generation(
     obj: models.Model | None,
     *,
@@ -102,7 +144,8 @@ def create_generation(
     """Validate a request and record it as a ``queued`` row; nothing is sent yet.
 
     Input is resolved from ``NANOBANANA["DEFAULT_INPUT"]``, the model's registration
-    and ``input``, in that order, then validated for the configured model.
+    (through the adapter) and ``input``, in that order, then validated for the
+    configured model.
     """
     provider_name = provider or app_settings.PROVIDER
     model_name = app_settings.MODEL
@@ -112,44 +155,48 @@ def create_generation(
         if obj.pk is None:
             raise ValueError("Save the object before generating an image for it.")
         config = get_config(obj)
-        params.update(config.input)
+        adapter = get_adapter()
+        params.update(adapter.get_input(obj, config))
         if not overwrite and config.has_image(obj):
             raise AlreadyHasImage(
                 f"{config.label} {obj.pk} already has an image in "
                 f"{config.image_field!r}; pass overwrite=True to replace it."
             )
+        _refuse_if_in_progress(obj, config)
         if prompt is None:
-            prompt = config.build_prompt(obj)
+            prompt = adapter.build_prompt(obj, config)
     params.update(input or {})
     sent = validate_input(model_name, prompt, params)
-    prompt_text = sent.pop("prompt")
 
     row = GeneratedImage(
         provider=provider_name,
         model_name=model_name,
-        prompt=prompt_text,
+        prompt=sent.pop("prompt"),
         input_params=sent,
         overwrite=overwrite,
     )
     if obj is not None and config is not None:
         row.content_object = obj
         row.target_field = config.image_field
-    row.save()
+    try:
+        with transaction.atomic():
+            row.save()
+    except IntegrityError:
+        # The partial unique constraint: another request queued one a moment ago.
+        if obj is not None and config is not None:
+            _refuse_if_in_progress(obj, config)
+        raise
     return row
 
 
 def run_generation(image_id: int, *, provider: Provider | None = None) -> GeneratedImage:
     """Carry out generation ``image_id``: submit or resume, wait, store, attach.
 
-    Safe to call twice for one row (a redelivered task): only the caller whose
-    conditional update moved it from ``queued`` submits it; a row that already has
-    a prediction id is resumed from it; a finished row is returned as it is.
+    Safe to call any number of times for one row (a redelivered task): see the
+    module docstring. Returns the row as it ended (or as another worker has it).
     """
-    claimed = GeneratedImage.objects.filter(pk=image_id, status=Status.QUEUED).update(
-        status=Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
-    )
-    row = GeneratedImage.objects.get(pk=image_id)
-    if not claimed and not (row.status == Status.RUNNING and row.prediction_id):
+    row, step = _claim(image_id)
+    if step is None:
         return row
 
     owns_provider = provider is None
@@ -159,9 +206,13 @@ def run_generation(image_id: int, *, provider: Provider | None = None) -> Genera
         _fail(row, exc)
         return row
     try:
-        prediction = _submit_or_resume(row, provider)
+        prediction = _start(row, provider, step)
+        if prediction is None:
+            return row
         prediction = _wait(row, provider, prediction)
         _store(row, provider, prediction)
+    except _Canceled:
+        row.refresh_from_db()
     except Exception as exc:
         if not isinstance(exc, NanoBananaError):
             logger.exception("Generation %s failed unexpectedly", row.pk)
@@ -170,6 +221,38 @@ def run_generation(image_id: int, *, provider: Provider | None = None) -> Genera
         if owns_provider:
             provider.close()
     return row
+
+
+def cancel_generation(row: GeneratedImage) -> bool:
+    """Cancel a queued or running generation, at the provider too.
+
+    Returns False when it had already finished. A worker busy with it notices at its
+    next poll and stops; a result arriving later is discarded, never attached.
+    """
+    canceled = GeneratedImage.objects.filter(pk=row.pk, status__in=Status.unfinished()).update(
+        status=Status.CANCELED,
+        finished_at=timezone.now(),
+        error_code="canceled",
+        error_message="Canceled before it finished.",
+    )
+    row.refresh_from_db()
+    if canceled and row.prediction_id:
+        try:
+            with get_provider(row.provider) as provider:
+                provider.cancel(row.prediction_id)
+        except (NanoBananaError, ImproperlyConfigured) as exc:
+            logger.warning("Generation %s: cancelling at the provider failed: %s", row.pk, exc)
+    return bool(canceled)
+
+
+def retry_generation(row: GeneratedImage, *, overwrite: bool | None = None) -> GeneratedImage:
+    """Queue a new generation with ``row``'s prompt, inputs and object."""
+    return queue_generation(
+        row.content_object if row.content_type_id else None,
+        prompt=row.prompt,
+        input=dict(row.input_params),
+        overwrite=row.overwrite if overwrite is None else overwrite,
+    )
 
 
 def attach(row: GeneratedImage, *, overwrite: bool | None = None) -> bool:
@@ -219,25 +302,103 @@ def attach(row: GeneratedImage, *, overwrite: bool | None = None) -> bool:
 
 # Pipeline steps -------------------------------------------------------------------------
 
+SUBMIT = "submit"
+RESUME = "resume"
+RECOVER = "recover"
 
-def _submit_or_resume(row: GeneratedImage, provider: Provider) -> Prediction:
+
+def submit_window() -> timedelta:
+    """The longest one create request can take; a claim older than this is orphaned."""
+    seconds = app_settings.REPLICATE_WAIT + 2 * app_settings.HTTP_TIMEOUT + 30
+    return timedelta(seconds=seconds)
+
+
+def _claim(image_id: int) -> tuple[GeneratedImage, str | None]:
+    """Take the row for this worker, and say what to do with it (or ``None``)."""
+    now = timezone.now()
+    rows = GeneratedImage.objects.filter(pk=image_id)
+    claimed = rows.filter(status=Status.QUEUED).update(
+        status=Status.RUNNING, started_at=now, attempts=F("attempts") + 1
+    )
+    row = rows.get()
+    if claimed:
+        return row, SUBMIT
+    if row.status != Status.RUNNING:
+        return row, None
     if row.prediction_id:
-        logger.info("Generation %s: resuming prediction %s", row.pk, row.prediction_id)
-        return provider.fetch(row.prediction_id)
-    request = GenerationRequest(
+        return row, RESUME
+    # Running with no prediction id: another worker is submitting it right now, or
+    # died doing so. Only once its create request must be over do we take it.
+    if row.started_at and now - row.started_at > submit_window():
+        taken = rows.filter(status=Status.RUNNING, prediction_id="", attempts=row.attempts).update(
+            attempts=F("attempts") + 1
+        )
+        if taken:
+            row.refresh_from_db()
+            return row, RECOVER
+    return row, None
+
+
+def _request_for(row: GeneratedImage) -> GenerationRequest:
+    return GenerationRequest(
         model=row.model_name,
         input={"prompt": row.prompt, **row.input_params},
         title=_title_for(row),
     )
+
+
+def _start(row: GeneratedImage, provider: Provider, step: str) -> Prediction | None:
+    """Submit, resume or recover; returns the prediction to wait for."""
+    if step == RESUME:
+        logger.info("Generation %s: resuming prediction %s", row.pk, row.prediction_id)
+        return provider.fetch(row.prediction_id)
+    request = _request_for(row)
+    if step == RECOVER:
+        found = provider.find(request, created_after=row.started_at - timedelta(minutes=1))
+        if found is NotImplemented:
+            raise Interrupted(
+                "The worker stopped while submitting this generation and the provider cannot "
+                "list predictions, so it is unknown whether one was created. Check the "
+                "provider's dashboard, then retry."
+            )
+        owned = set(
+            GeneratedImage.objects.filter(prediction_id__in=[p.id for p in found]).values_list(
+                "prediction_id", flat=True
+            )
+        )
+        orphans = [p for p in found if p.id not in owned]
+        if orphans:
+            prediction = orphans[0]
+            logger.info("Generation %s: recovered prediction %s", row.pk, prediction.id)
+            return prediction if _record_prediction(row, prediction) else None
+        logger.info("Generation %s: no prediction was created before; submitting", row.pk)
     prediction = provider.submit(request)
-    row.record(prediction_id=prediction.id)
+    if not _record_prediction(row, prediction):
+        logger.warning(
+            "Generation %s was taken over while submitting; prediction %s left to it",
+            row.pk,
+            prediction.id,
+        )
+        return None
     return prediction
+
+
+def _record_prediction(row: GeneratedImage, prediction: Prediction) -> bool:
+    """Save the prediction id, unless another worker has claimed the row since."""
+    saved = GeneratedImage.objects.filter(
+        pk=row.pk, status=Status.RUNNING, attempts=row.attempts
+    ).update(prediction_id=prediction.id)
+    row.prediction_id = prediction.id
+    return bool(saved)
 
 
 def _wait(row: GeneratedImage, provider: Provider, prediction: Prediction) -> Prediction:
     started = time.monotonic()
     timeout = app_settings.GENERATION_TIMEOUT
     while not prediction.is_terminal:
+        if _was_canceled(row):
+            provider.cancel(prediction.id)
+            raise _Canceled
         if time.monotonic() - started > timeout:
             try:
                 provider.cancel(prediction.id)
@@ -257,6 +418,8 @@ def _wait(row: GeneratedImage, provider: Provider, prediction: Prediction) -> Pr
             f"The model could not make this image: {reason}. Change the prompt and retry."
         )
     if prediction.status == CANCELED:
+        if _was_canceled(row):
+            raise _Canceled
         raise PredictionCanceled("The prediction was canceled at the provider before it finished.")
     if prediction.status == ABORTED:
         raise PredictionAborted(
@@ -288,27 +451,74 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
         return
     row.refresh_from_db()
     logger.info(
-        "Generation %s succeeded: %s %dx%d, %d bytes",
+        "Generation %s succeeded: %s %dx%d, %d bytes%s",
         row.pk,
         info.format,
         info.width,
         info.height,
         info.size_bytes,
+        " (offline placeholder)" if row.is_placeholder else "",
     )
-    if row.content_type_id:
-        attach(row)
+    attached = bool(row.content_type_id) and attach(row)
+    sender, instance = _sender_of(row)
+    image_generated.send(sender=sender, instance=instance, generated_image=row, attached=attached)
 
 
 def _fail(row: GeneratedImage, exc: BaseException) -> None:
     fields = describe(exc)
-    GeneratedImage.objects.filter(pk=row.pk, status__in=Status.unfinished()).update(
+    failed = GeneratedImage.objects.filter(pk=row.pk, status__in=Status.unfinished()).update(
         status=Status.FAILED, finished_at=timezone.now(), **fields
     )
     row.refresh_from_db()
+    if not failed:
+        return
     logger.warning("Generation %s failed (%s): %s", row.pk, row.error_code, row.error_message)
+    sender, instance = _sender_of(row)
+    image_generation_failed.send(sender=sender, instance=instance, generated_image=row)
+
+
+def _enqueue(image_id: int) -> None:
+    """Hand a committed row to the runner; a runner that refuses fails the row visibly."""
+    from .tasks import enqueue
+
+    try:
+        enqueue(image_id)
+    except Exception as exc:
+        logger.exception("Generation %s could not be queued", image_id)
+        row = GeneratedImage.objects.get(pk=image_id)
+        reason = str(exc) if isinstance(exc, ImproperlyConfigured) else type(exc).__name__
+        _fail(
+            row,
+            NanoBananaError(
+                f"The generation could not be handed to the task runner "
+                f"({app_settings.TASK_RUNNER}): {reason}. Check that the worker's broker is "
+                "reachable, then retry.",
+                code="enqueue_failed",
+            ),
+        )
 
 
 # Helpers ----------------------------------------------------------------------------------
+
+
+def _refuse_if_in_progress(obj: models.Model, config: ContentConfig) -> None:
+    running = GeneratedImage.objects.for_object(obj).unfinished().first()
+    if running is not None:
+        raise GenerationInProgress(
+            f"{config.label} {obj.pk} already has a generation {running.status} "
+            f"(#{running.pk}); wait for it to finish or cancel it."
+        )
+
+
+def _was_canceled(row: GeneratedImage) -> bool:
+    return GeneratedImage.objects.filter(pk=row.pk, status=Status.CANCELED).exists()
+
+
+def _sender_of(row: GeneratedImage) -> tuple[type[models.Model], models.Model | None]:
+    if row.content_type_id is None:
+        return GeneratedImage, None
+    model = row.content_type.model_class() or GeneratedImage
+    return model, row.content_object
 
 
 def _title_for(row: GeneratedImage) -> str:

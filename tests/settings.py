@@ -1,5 +1,10 @@
-"""Settings for the test suite. Each test gets its own MEDIA_ROOT (see conftest.py)."""
+"""Settings for the test suite. Each test gets its own MEDIA_ROOT (see conftest.py).
 
+A django-q2 cluster started by a test (tests/test_qcluster.py) loads these settings
+too, and is pointed at the test database and the emulator by environment variables.
+"""
+
+import json
 import os
 import tempfile
 
@@ -47,15 +52,22 @@ TEMPLATES = [
     }
 ]
 
+# A file, not memory: a cluster process started by a test must see the same database.
+_TEST_DATABASE = os.environ.get("NANOBANANA_TEST_DATABASE") or os.path.join(
+    tempfile.gettempdir(), f"nanobanana-test-{os.getpid()}.sqlite3"
+)
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.path.join(tempfile.gettempdir(), "nanobanana-tests.sqlite3"),
-        "TEST": {"NAME": None},
+        "NAME": _TEST_DATABASE,
+        "TEST": {"NAME": _TEST_DATABASE},
+        "OPTIONS": {"timeout": 30},
     }
 }
 
-MEDIA_ROOT = tempfile.mkdtemp(prefix="nanobanana-media-")
+MEDIA_ROOT = os.environ.get("NANOBANANA_TEST_MEDIA_ROOT") or tempfile.mkdtemp(
+    prefix="nanobanana-media-"
+)
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
 STORAGES = {
@@ -64,6 +76,8 @@ STORAGES = {
 }
 
 Q_CLUSTER = {"name": "tests", "orm": "default", "sync": True, "timeout": 60, "retry": 120}
+if os.environ.get("NANOBANANA_TEST_CLUSTER"):
+    Q_CLUSTER = json.loads(os.environ["NANOBANANA_TEST_CLUSTER"])
 
 NANOBANANA = {
     "PROVIDER": "placeholder",
@@ -76,6 +90,9 @@ NANOBANANA = {
         "testapp.Page": {"title_field": "headline", "image_field": "image"},
     },
 }
+
+if os.environ.get("NANOBANANA_TEST_SETTINGS"):
+    NANOBANANA = {**NANOBANANA, **json.loads(os.environ["NANOBANANA_TEST_SETTINGS"])}
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import IO, Any, ClassVar
 
 STARTING = "starting"
@@ -79,6 +80,15 @@ class Provider(ABC):
         Raises :class:`~nanobanana_django.exceptions.OutputExpired` when the
         provider no longer has it and ``ImageTooLarge`` past ``max_bytes``.
         """
+
+    def find(self, request: GenerationRequest, *, created_after: datetime) -> Any:
+        """Predictions made for ``request`` since ``created_after``, oldest first.
+
+        Used to recover a generation whose worker died between sending the create and
+        saving the prediction id. Return ``NotImplemented`` when the provider cannot
+        list its predictions (the generation then fails as ``interrupted``).
+        """
+        return NotImplemented
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

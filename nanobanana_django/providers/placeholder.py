@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from datetime import datetime
 from typing import IO
 
 from ..dimensions import image_size
@@ -44,6 +45,10 @@ class PlaceholderProvider(Provider):
         raise OutputExpired(
             "Placeholder images are made in one step and cannot be resumed; retry the generation."
         )
+
+    def find(self, request: GenerationRequest, *, created_after: datetime) -> list[Prediction]:
+        """Nothing is billed and nothing is kept: a lost render is simply made again."""
+        return []
 
     def cancel(self, prediction_id: str) -> Prediction:
         return Prediction(id=prediction_id, status=SUCCEEDED)

@@ -12,6 +12,8 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -42,6 +44,7 @@ KNOWN_STATUSES = frozenset({"starting", "processing", *TERMINAL_STATUSES})
 FILE_HOST_SUFFIX = "replicate.delivery"
 MAX_BACKOFF = 30.0
 MAX_DETAIL_LENGTH = 500
+MAX_LIST_PAGES = 5
 
 
 class ReplicateProvider(Provider):
@@ -134,6 +137,29 @@ class ReplicateProvider(Provider):
         response = self._request("POST", f"{self.base_url}/v1/predictions/{prediction_id}/cancel")
         return self._parse(response)
 
+    def find(self, request: GenerationRequest, *, created_after: datetime) -> list[Prediction]:
+        """Predictions of ``request.model`` with ``request.input`` since ``created_after``.
+
+        Replicate lists predictions newest first, 100 a page, with their input (until
+        the data is removed after an hour); at most ``MAX_LIST_PAGES`` pages are read.
+        """
+        since = created_after.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        url: str | None = f"{self.base_url}/v1/predictions?created_after={since}"
+        found: list[Prediction] = []
+        for _ in range(MAX_LIST_PAGES):
+            if url is None or _origin(url) != self._origin:
+                break
+            data = self._json(self._request("GET", url))
+            for item in data.get("results") or []:
+                if (
+                    isinstance(item, dict)
+                    and item.get("model") == request.model
+                    and _same_input(item.get("input"), request.input)
+                ):
+                    found.append(self._prediction(item))
+            url = data.get("next") or None
+        return list(reversed(found))
+
     def open_output(self, prediction: Prediction, *, max_bytes: int) -> IO[bytes]:
         if prediction.data_removed or not prediction.output_url:
             raise OutputExpired(
@@ -215,15 +241,24 @@ class ReplicateProvider(Provider):
             host == FILE_HOST_SUFFIX or host.endswith("." + FILE_HOST_SUFFIX)
         )
 
-    def _parse(self, response: httpx.Response) -> Prediction:
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
         try:
             data = response.json()
-            prediction_id = str(data["id"])
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
             raise ProviderError(
-                f"Replicate answered HTTP {response.status_code} with a body that is not a "
-                "prediction."
-            ) from None
+                f"Replicate answered HTTP {response.status_code} with a body that is not JSON."
+            )
+        return data
+
+    def _parse(self, response: httpx.Response) -> Prediction:
+        return self._prediction(self._json(response), location=response.headers.get("Location"))
+
+    def _prediction(self, data: dict[str, Any], location: str | None = None) -> Prediction:
+        if not data.get("id"):
+            raise ProviderError("Replicate answered with a prediction that has no id.")
+        prediction_id = str(data["id"])
         status = str(data.get("status") or "starting")
         if status not in KNOWN_STATUSES:
             logger.warning("Replicate prediction %s has unknown status %r", prediction_id, status)
@@ -238,7 +273,7 @@ class ReplicateProvider(Provider):
             error=_text(data.get("error")),
             predict_time=float(predict_time) if isinstance(predict_time, (int, float)) else None,
             data_removed=bool(data.get("data_removed")),
-            get_url=urls.get("get") or response.headers.get("Location"),
+            get_url=urls.get("get") or location,
         )
 
     def _error(self, response: httpx.Response, *, creating: str | None = None) -> NanoBananaError:
@@ -304,6 +339,13 @@ class ReplicateProvider(Provider):
         return ProviderError(
             f"Replicate answered HTTP {status}.{said}", status_code=status, detail=detail
         )
+
+
+def _same_input(listed: Any, sent: dict[str, Any]) -> bool:
+    """Whether a listed prediction's input is what we sent (it may add defaults)."""
+    if not isinstance(listed, dict):
+        return False
+    return all(listed.get(key) == value for key, value in sent.items())
 
 
 def _should_retry(response: httpx.Response) -> bool:

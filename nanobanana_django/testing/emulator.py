@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 from PIL import Image
@@ -76,6 +76,7 @@ DEFAULT_WEBHOOK_EVENTS = frozenset({"output", "logs", "completed"})
 """What Replicate sends when no filter is given ("new outputs or the prediction has finished")."""
 
 MAX_IMAGE_INPUTS = 14
+LIST_PAGE_SIZE = 100
 MAX_WAIT_SECONDS = 60
 DEFAULT_FAIL_ERROR = (
     "The model's output was flagged as sensitive by the safety filter (E005). "
@@ -1006,6 +1007,16 @@ class ReplicateEmulator:
             now = prediction.created if as_created else time.monotonic()
             return self._to_json(prediction, now)
 
+    def _listing(self, since: float | None, offset: int, limit: int) -> list[dict[str, Any]]:
+        """Predictions created at or after ``since`` (wall clock), newest first."""
+        with self._lock:
+            now = time.monotonic()
+            chosen = [
+                p for p in self._predictions.values() if since is None or p.created_wall >= since
+            ]
+            chosen.sort(key=lambda p: p.created, reverse=True)
+            return [self._to_json(p, now) for p in chosen[offset : offset + limit + 1]]
+
     def _downloadable(self, prediction_id: str, extension: str) -> _Prediction | None:
         with self._lock:
             p = self._predictions.get(prediction_id)
@@ -1226,6 +1237,7 @@ class _Server(ThreadingHTTPServer):
 
 
 _CREATE_ROUTE = re.compile(r"/v1/models/([^/]+)/([^/]+)/predictions/?")
+_LIST_ROUTE = re.compile(r"/v1/predictions/?")
 _GET_ROUTE = re.compile(r"/v1/predictions/([a-z0-9]+)/?")
 _CANCEL_ROUTE = re.compile(r"/v1/predictions/([a-z0-9]+)/cancel/?")
 _SECRET_ROUTE = re.compile(r"/v1/webhooks/default/secret/?")
@@ -1414,6 +1426,7 @@ class _Handler(BaseHTTPRequestHandler):
         routes: list[tuple[str, re.Pattern[str], Callable[..., None]]] = [
             ("POST", _CREATE_ROUTE, lambda m: self._create(f"{m[1]}/{m[2]}", body)),
             ("POST", _CANCEL_ROUTE, lambda m: self._cancel(m[1])),
+            ("GET", _LIST_ROUTE, lambda m: self._list()),
             ("GET", _GET_ROUTE, lambda m: self._get(m[1])),
             ("GET", _SECRET_ROUTE, lambda m: self._secret()),
             ("GET", _FILE_ROUTE, lambda m: self._download(m[1], m[2])),
@@ -1545,6 +1558,27 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.emulator._count("create_rejected")
             self._answer_server_error(fault)
+
+    def _list(self) -> None:
+        """``GET /v1/predictions``: newest first, 100 a page, ``created_after`` honoured."""
+        self.emulator._count("list")
+        query = dict(parse_qsl(urlsplit(self.path).query))
+        after = query.get("created_after")
+        try:
+            since = (
+                datetime.fromisoformat(after.replace("Z", "+00:00")).timestamp() if after else None
+            )
+            offset = int(query.get("cursor", "0"))
+        except ValueError:
+            self._problem(400, "created_after must be an ISO 8601 date-time.", "Bad Request")
+            return
+        page = self.emulator._listing(since, offset, LIST_PAGE_SIZE)
+        next_url = None
+        if len(page) > LIST_PAGE_SIZE:
+            page = page[:LIST_PAGE_SIZE]
+            next_query = {**query, "cursor": str(offset + LIST_PAGE_SIZE)}
+            next_url = f"{self.emulator.base_url}/v1/predictions?{urlencode(next_query)}"
+        self._json(200, {"next": next_url, "previous": None, "results": page})
 
     def _get(self, prediction_id: str) -> None:
         self.emulator._count("get")

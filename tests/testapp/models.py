@@ -6,6 +6,9 @@ class Article(models.Model):
     title = models.CharField(max_length=200)
     topic = models.CharField(max_length=200, blank=True)
     body = models.TextField(blank=True)
+    status = models.CharField(max_length=20, default="draft")
+    is_live = models.BooleanField(default=False)
+    published_at = models.DateTimeField(null=True, blank=True)
     header_image = models.ImageField(upload_to="headers/", blank=True)
 
     def __str__(self) -> str:
