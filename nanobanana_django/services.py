@@ -26,7 +26,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files import File
 from django.core.files.storage import Storage
-from django.db import IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, models, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.functional import LazyObject, empty
@@ -213,6 +213,11 @@ def run_generation(image_id: int, *, provider: Provider | None = None) -> Genera
         _store(row, provider, prediction)
     except _Canceled:
         row.refresh_from_db()
+    except DatabaseError:
+        # Our own database failed us: the row stays resumable (it keeps its prediction
+        # id) and the task fails, so that the task runner delivers it again.
+        logger.exception("Generation %s: database error; it will resume when retried", row.pk)
+        raise
     except Exception as exc:
         if not isinstance(exc, NanoBananaError):
             logger.exception("Generation %s failed unexpectedly", row.pk)
@@ -349,10 +354,12 @@ def _request_for(row: GeneratedImage) -> GenerationRequest:
 
 def _start(row: GeneratedImage, provider: Provider, step: str) -> Prediction | None:
     """Submit, resume or recover; returns the prediction to wait for."""
+    request = _request_for(row)
+    if step == RESUME and provider.is_placeholder:
+        step = SUBMIT  # nothing is kept and nothing is billed: render it again
     if step == RESUME:
         logger.info("Generation %s: resuming prediction %s", row.pk, row.prediction_id)
         return provider.fetch(row.prediction_id)
-    request = _request_for(row)
     if step == RECOVER:
         found = provider.find(request, created_after=row.started_at - timedelta(minutes=1))
         if found is NotImplemented:
@@ -433,23 +440,30 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
     with provider.open_output(prediction, max_bytes=app_settings.MAX_IMAGE_BYTES) as output:
         info = inspect(output, max_pixels=app_settings.MAX_IMAGE_PIXELS)
         row.image.save(f"image.{info.extension}", File(output), save=False)
-    finished = GeneratedImage.objects.filter(pk=row.pk, status=Status.RUNNING).update(
-        status=Status.SUCCEEDED,
-        image=row.image.name,
-        image_format=info.format,
-        width=info.width,
-        height=info.height,
-        size_bytes=info.size_bytes,
-        finished_at=timezone.now(),
-        error_code="",
-        error_message="",
-    )
+    try:
+        # "succeeded" and "attached" are one step: never one without the other.
+        with transaction.atomic():
+            finished = GeneratedImage.objects.filter(pk=row.pk, status=Status.RUNNING).update(
+                status=Status.SUCCEEDED,
+                image=row.image.name,
+                image_format=info.format,
+                width=info.width,
+                height=info.height,
+                size_bytes=info.size_bytes,
+                finished_at=timezone.now(),
+                error_code="",
+                error_message="",
+            )
+            row.refresh_from_db()
+            attached = bool(finished and row.content_type_id) and _attach_quietly(row)
+    except DatabaseError:
+        row.image.delete(save=False)
+        raise
     if not finished:
         # Someone else finished or canceled this row meanwhile; keep theirs.
         row.image.delete(save=False)
         row.refresh_from_db()
         return
-    row.refresh_from_db()
     logger.info(
         "Generation %s succeeded: %s %dx%d, %d bytes%s",
         row.pk,
@@ -459,9 +473,20 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
         info.size_bytes,
         " (offline placeholder)" if row.is_placeholder else "",
     )
-    attached = bool(row.content_type_id) and attach(row)
     sender, instance = _sender_of(row)
     image_generated.send(sender=sender, instance=instance, generated_image=row, attached=attached)
+
+
+def _attach_quietly(row: GeneratedImage) -> bool:
+    """Attach; a configuration problem leaves the image on the row, not the object."""
+    try:
+        with transaction.atomic():
+            return attach(row)
+    except DatabaseError:
+        raise
+    except Exception:
+        logger.exception("Generation %s succeeded but could not be attached", row.pk)
+        return False
 
 
 def _fail(row: GeneratedImage, exc: BaseException) -> None:

@@ -1,11 +1,16 @@
 """The example project, run as a user runs it: ``python example_project/manage.py ...``."""
 
 import os
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
+from html.parser import HTMLParser
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -107,3 +112,105 @@ def test_a_bad_id_is_a_clear_error(run):
     assert result.returncode == 1
     assert "'seven' is not a valid blog.Article id" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class FormFields(HTMLParser):
+    """The fields a browser would submit from the page's main form."""
+
+    def __init__(self):
+        super().__init__()
+        self.fields, self._select, self._textarea = {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "input" and name:
+            if attrs.get("type") in ("checkbox", "radio") and "checked" not in attrs:
+                return
+            if attrs.get("type") in ("submit", "file"):
+                return
+            self.fields[name] = attrs.get("value", "")
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.fields[self._select] = attrs.get("value", "")
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.fields[name] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.fields[self._textarea] += data
+
+
+def fields_of(html):
+    parser = FormFields()
+    parser.feed(html)
+    return parser.fields
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_publishing_in_the_demo_admin_gives_an_image_with_no_further_action(tmp_path):
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("REPLICATE_", "DJANGO_SETTINGS_MODULE"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="example_project.settings",
+        DEMO_DATABASE=str(tmp_path / "demo.sqlite3"),
+        DEMO_MEDIA_ROOT=str(tmp_path / "media"),
+    )
+    demo = subprocess.Popen(
+        [sys.executable, "example_project/manage.py", "demo", "--addrport", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as browser:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    login = browser.get("/admin/login/")
+                    break
+                except httpx.ConnectError:
+                    assert demo.poll() is None, "the demo stopped"
+                    assert time.monotonic() < deadline, "the demo server never came up"
+                    time.sleep(0.3)
+            form = fields_of(login.text)
+            form.update(username="admin", password="admin")
+            assert browser.post("/admin/login/?next=/admin/", data=form).status_code == 302
+
+            draft = header_images(tmp_path)
+            [draft_id] = [pk for pk, name in draft.items() if not name]
+            page = browser.get(f"/admin/blog/article/{draft_id}/change/")
+            form = fields_of(page.text)
+            assert form["status"] == "draft"
+            form["status"] = "published"
+            saved = browser.post(f"/admin/blog/article/{draft_id}/change/", data=form)
+            assert saved.status_code == 302, saved.text[:2000]
+
+            deadline = time.monotonic() + 60
+            while not header_images(tmp_path)[draft_id]:
+                assert time.monotonic() < deadline, "no image appeared after publishing"
+                time.sleep(0.3)
+            image = browser.get(f"/media/{header_images(tmp_path)[draft_id]}")
+            assert image.headers["content-type"] == "image/jpeg"
+    finally:
+        demo.send_signal(signal.SIGINT)  # as Ctrl-C: runserver stops, then the cluster
+        demo.wait(timeout=30)

@@ -227,3 +227,36 @@ def test_the_placeholder_returns_a_terminal_prediction_with_bytes():
     )
     assert isinstance(prediction, Prediction) and prediction.status == SUCCEEDED
     assert prediction.content[:2] == b"\xff\xd8"
+
+
+def test_a_database_error_while_attaching_leaves_the_row_resumable(monkeypatch, media_root):
+    from django.db import OperationalError
+
+    from nanobanana_django import services
+
+    def locked(row, **kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(services, "attach", locked)
+    row = create_generation(Article.objects.create(title="Locked"))
+    with pytest.raises(OperationalError):
+        run_generation(row.pk)
+    row.refresh_from_db()
+    assert row.status == GeneratedImage.Status.RUNNING  # not "succeeded" without its image
+    assert row.prediction_id  # a redelivered task resumes from here
+    assert files_under(media_root) == []  # the stored copy was removed
+
+    monkeypatch.undo()
+    row = run_generation(row.pk)
+    assert row.status == GeneratedImage.Status.SUCCEEDED
+    assert Article.objects.get().header_image.name == row.image.name
+
+
+def test_an_image_that_cannot_be_attached_is_kept_on_the_row(settings):
+    article = Article.objects.create(title="Unregistered later")
+    row = create_generation(article)
+    settings.NANOBANANA = {**settings.NANOBANANA, "MODELS": {}}
+    row = run_generation(row.pk)
+    assert row.status == GeneratedImage.Status.SUCCEEDED
+    assert row.image
+    assert not Article.objects.get().header_image

@@ -224,7 +224,9 @@ def test_an_adapter_decides_policy(settings, commit):
 def test_the_prompt_template_gets_title_topic_and_object(settings, commit):
     register(
         settings,
-        prompt_template="{{ title }} / {{ topic|default:'general' }} / #{{ object.pk }} <b>bold</b>",
+        prompt_template=(
+            "{{ title }} / {{ topic|default:'general' }} / #{{ object.pk }} <b>bold</b>"
+        ),
     )
     article, _ = commit(
         lambda: Article.objects.create(title="<em>Cafés</em>   of   Lisbon", status="published")

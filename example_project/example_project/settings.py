@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-a-secret")
@@ -53,6 +55,12 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DEMO_DATABASE", BASE_DIR / "db.sqlite3"),
+        # The web server and the cluster's workers write at once: wait for the lock
+        # instead of failing (IMMEDIATE transactions need Django 5.1+).
+        "OPTIONS": {
+            "timeout": 20,
+            **({"transaction_mode": "IMMEDIATE"} if django.VERSION >= (5, 1) else {}),
+        },
     }
 }
 
@@ -71,14 +79,17 @@ STORAGES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # django-q2 runs generations in the background (ORM broker: no extra service).
+# timeout covers the longest generation (GENERATION_TIMEOUT + submit + download), retry
+# is just above it, and a task that crashes is retried twice (retries never bill twice).
 Q_CLUSTER = {
     "name": "demo",
     "orm": "default",
     "workers": 2,
-    "timeout": 900,
-    "retry": 960,
-    "max_attempts": 1,
-    "ack_failures": True,
+    "timeout": 720,
+    "retry": 780,
+    "max_attempts": 3,
+    "ack_failures": False,
+    "poll": 0.5,
 }
 
 NANOBANANA = {
@@ -90,6 +101,7 @@ NANOBANANA = {
             "title_field": "title",
             "topic_field": "topic",
             "image_field": "header_image",
+            "publish": {"field": "status", "values": ["published"]},
         },
     },
 }

@@ -1,4 +1,11 @@
-"""One command for the whole demo: migrate, seed, generate, serve."""
+"""One command for the whole demo: migrate, seed, run a django-q2 cluster, serve."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -6,6 +13,9 @@ from django.core.management.base import BaseCommand
 
 from blog.models import Article
 from nanobanana_django.conf import app_settings
+from nanobanana_django.models import GeneratedImage
+
+MANAGE = Path(__file__).resolve().parents[3] / "manage.py"
 
 ARTICLES = [
     ("Ten quiet cafés in Lisbon worth the detour", "travel", "published"),
@@ -20,12 +30,16 @@ class Command(BaseCommand):
     help = "Set up and run the demo site (placeholder images when no Replicate token is set)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--no-server", action="store_true", help="Stop before runserver.")
+        parser.add_argument(
+            "--no-server",
+            action="store_true",
+            help="Stop once the seeded articles have their images, instead of serving.",
+        )
         parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument("--wait", type=float, default=300, help="Seconds to wait for images.")
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
-        self.seed()
         provider = app_settings.PROVIDER
         if provider == "placeholder":
             self.stdout.write(
@@ -35,17 +49,32 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Generating with {provider} ({app_settings.MODEL}).")
-        published = Article.objects.filter(status=Article.Status.PUBLISHED)
-        missing = [str(pk) for pk in published.filter(header_image="").values_list("pk", flat=True)]
-        if missing:
-            call_command("nanobanana_generate", "blog.Article", "--sync", "--ids", *missing)
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Demo ready: http://{options['addrport']}/admin/ (user admin, password admin)"
-            )
+        self.seed()  # publishing the seeded articles queues their generations
+
+        cluster = subprocess.Popen(
+            [sys.executable, str(MANAGE), "qcluster"], start_new_session=True, env=os.environ
         )
-        if not options["no_server"]:
-            call_command("runserver", options["addrport"], use_reloader=False)
+        try:
+            self.wait_for_images(options["wait"])
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Demo ready: http://{options['addrport']}/admin/ (user admin, password "
+                    "admin). Publish an article and its header image appears in a few seconds."
+                )
+            )
+            if not options["no_server"]:
+                call_command("runserver", options["addrport"], use_reloader=False)
+        finally:
+            self.stop(cluster)
+
+    def stop(self, cluster):
+        """Let the cluster finish its current tasks; an unfinished one resumes next time."""
+        cluster.send_signal(signal.SIGTERM)
+        try:
+            cluster.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)
+            cluster.wait()
 
     def seed(self):
         User = get_user_model()
@@ -56,3 +85,20 @@ class Command(BaseCommand):
                 title=title,
                 defaults={"topic": topic, "status": status, "body": f"An article about {topic}."},
             )
+
+    def wait_for_images(self, timeout):
+        deadline = time.monotonic() + timeout
+        reported = None
+        while True:
+            pending = GeneratedImage.objects.unfinished().count()
+            done = GeneratedImage.objects.filter(status="succeeded").count()
+            failed = GeneratedImage.objects.filter(status="failed").count()
+            if (pending, done, failed) != reported:
+                self.stdout.write(f"Header images: {done} done, {failed} failed, {pending} queued")
+                reported = (pending, done, failed)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                self.stderr.write(f"Still {pending} queued after {timeout:g} s; serving anyway.")
+                return
+            time.sleep(0.5)
