@@ -13,11 +13,12 @@ PYTEST_ARGS ?=
 # name : python : Django requirement
 TEST_ENVS := django52:$(PYTHON):Django~=5.2.0 django61:$(PYTHON_NEW):Django~=6.1.0
 
-.PHONY: help demo test test-env lint clean
+.PHONY: help demo test test-env bench lint clean
 
 help:
 	@echo "make demo   run the example project at http://127.0.0.1:8000/admin/ (admin / admin)"
 	@echo "make test   run the test suite on Django 5.2 (Python 3.11) and Django 6.1 (Python 3.12+)"
+	@echo "make bench  benchmarks (figures in docs/performance.md)"
 	@echo "make lint   ruff"
 
 # venv DIR PYTHON REQUIREMENTS...: (re)install only when pyproject.toml changed.
@@ -45,6 +46,10 @@ test-env:
 	$(call venv,.venv/$(NAME),$(PY),'$(REQ)')
 	@echo "=== Django $$(.venv/$(NAME)/bin/python -c 'import django; print(django.__version__)') on $$(.venv/$(NAME)/bin/python -V)"
 	.venv/$(NAME)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench:
+	$(call venv,.venv/demo,$(PYTHON),)
+	.venv/demo/bin/python bench/publish_overhead.py
 
 lint:
 	$(call venv,.venv/lint,$(PYTHON),ruff)

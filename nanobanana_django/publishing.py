@@ -129,7 +129,8 @@ def _queue(instance: models.Model, config: ContentConfig) -> None:
     from .services import AlreadyHasImage, GenerationInProgress, queue_generation
 
     try:
-        row = queue_generation(instance, overwrite=config.regenerate)
+        # wants_image() has just read the field on the instance that was saved.
+        row = queue_generation(instance, overwrite=config.regenerate, image_checked=True)
     except (AlreadyHasImage, GenerationInProgress) as exc:
         logger.info("No header image queued for %s %s: %s", config.label, instance.pk, exc)
     except ValidationError as exc:

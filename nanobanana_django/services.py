@@ -26,7 +26,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files import File
 from django.core.files.storage import Storage
-from django.db import DatabaseError, IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, connections, models, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.functional import LazyObject, empty
@@ -122,13 +122,22 @@ def queue_generation(
     input: dict[str, Any] | None = None,
     overwrite: bool = False,
     provider: str | None = None,
+    image_checked: bool = False,
 ) -> GeneratedImage:
     """Record a generation and run it in the background after the transaction commits.
 
-    Takes the arguments of :func:`generate_for` and raises the same errors; returns the
-    ``queued`` row. If the transaction rolls back, the row goes with it and nothing runs.
+    Takes the arguments of :func:`create_generation` and raises the same errors;
+    returns the ``queued`` row. If the transaction rolls back, the row goes with it
+    and nothing runs.
     """
-    row = create_generation(obj, prompt=prompt, input=input, overwrite=overwrite, provider=provider)
+    row = create_generation(
+        obj,
+        prompt=prompt,
+        input=input,
+        overwrite=overwrite,
+        provider=provider,
+        image_checked=image_checked,
+    )
     transaction.on_commit(partial(_enqueue, row.pk))
     return row
 
@@ -140,12 +149,14 @@ def create_generation(
     input: dict[str, Any] | None = None,
     overwrite: bool = False,
     provider: str | None = None,
+    image_checked: bool = False,
 ) -> GeneratedImage:
     """Validate a request and record it as a ``queued`` row; nothing is sent yet.
 
     Input is resolved from ``NANOBANANA["DEFAULT_INPUT"]``, the model's registration
     (through the adapter) and ``input``, in that order, then validated for the
-    configured model.
+    configured model. ``image_checked`` says the caller has just seen the object's
+    image field empty in the database (the publish hook), saving a query.
     """
     provider_name = provider or app_settings.PROVIDER
     model_name = app_settings.MODEL
@@ -157,12 +168,13 @@ def create_generation(
         config = get_config(obj)
         adapter = get_adapter()
         params.update(adapter.get_input(obj, config))
-        if not overwrite and config.has_image(obj):
+        if not overwrite and not image_checked and config.has_image(obj):
             raise AlreadyHasImage(
                 f"{config.label} {obj.pk} already has an image in "
                 f"{config.image_field!r}; pass overwrite=True to replace it."
             )
-        _refuse_if_in_progress(obj, config)
+        if not connections[GeneratedImage.objects.db].features.supports_partial_indexes:
+            _refuse_if_in_progress(obj, config)  # no constraint to rely on (MySQL)
         if prompt is None:
             prompt = adapter.build_prompt(obj, config)
     params.update(input or {})
