@@ -226,6 +226,54 @@ class AppSettings:
             raise self._error("MAX_RETRIES", f"is {value!r}", "Use a whole number >= 0.")
         return value
 
+    @property
+    def RATE_LIMIT(self) -> int:
+        """Prediction creates per minute across every process (Replicate allows 600).
+
+        Default 600. Shared through ``CACHE``; ``0`` turns the limiter off.
+        """
+        value = self._get("RATE_LIMIT", 600)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self._error("RATE_LIMIT", f"is {value!r}", "Use creates per minute, e.g. 600.")
+        return value
+
+    @property
+    def THROTTLE_TIMEOUT(self) -> float:
+        """Seconds a create may keep waiting out 429 answers before it fails. Default 600."""
+        return self._positive_number("THROTTLE_TIMEOUT", 600.0)
+
+    @property
+    def CACHE(self) -> str:
+        """Alias in ``settings.CACHES`` shared by all processes: the rate limit, the
+        poller's lease and webhook deduplication live there. Default ``"default"``."""
+        value = self._get("CACHE", "default")
+        if not isinstance(value, str) or not value:
+            raise self._error("CACHE", f"is {value!r}", "Name an alias of settings.CACHES.")
+        return value
+
+    @property
+    def PUBLIC_URL(self) -> str:
+        """The site's public origin, e.g. ``"https://www.example.com"``. When set,
+        predictions are created with a webhook to ``<PUBLIC_URL>/nanobanana/webhooks/
+        replicate/`` (wherever ``nanobanana_django.urls`` is mounted). Default: none."""
+        value = self._get("PUBLIC_URL") or ""
+        if not isinstance(value, str) or (value and not value.startswith(("https://", "http://"))):
+            raise self._error(
+                "PUBLIC_URL", f"is {value!r}", "Give the origin, e.g. 'https://www.example.com'."
+            )
+        return value.rstrip("/")
+
+    @property
+    def WEBHOOK_SECRET(self) -> str:
+        """The signing secret (``whsec_...``) of Replicate's webhooks. Default: fetched
+        once from ``GET /v1/webhooks/default/secret`` and cached in ``CACHE``."""
+        return str(self._get("WEBHOOK_SECRET") or "").strip()
+
+    @property
+    def WEBHOOK_POLL_INTERVAL(self) -> float:
+        """With webhooks on, how often the poller checks for lost webhooks. Default 30 s."""
+        return self._positive_number("WEBHOOK_POLL_INTERVAL", 30.0)
+
     # Images and storage ---------------------------------------------------------------
 
     @property

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -28,6 +29,7 @@ from django.core.files import File
 from django.core.files.storage import Storage
 from django.db import DatabaseError, IntegrityError, connections, models, transaction
 from django.db.models import F
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.functional import LazyObject, empty
 
@@ -201,8 +203,15 @@ def create_generation(
     return row
 
 
-def run_generation(image_id: int, *, provider: Provider | None = None) -> GeneratedImage:
-    """Carry out generation ``image_id``: submit or resume, wait, store, attach.
+def run_generation(
+    image_id: int, *, provider: Provider | None = None, wait: bool = True
+) -> GeneratedImage:
+    """Carry out generation ``image_id``: submit or resume, then (``wait``) finish it.
+
+    With ``wait=False`` (what background workers do) the call returns as soon as the
+    provider has accepted the prediction; :func:`complete_generation`, called by the
+    webhook or the poller, finishes it. A prediction that is done at once (the
+    placeholder, a quick sync answer) is finished either way.
 
     Safe to call any number of times for one row (a redelivered task): see the
     module docstring. Returns the row as it ended (or as another worker has it).
@@ -211,6 +220,45 @@ def run_generation(image_id: int, *, provider: Provider | None = None) -> Genera
     if step is None:
         return row
 
+    def work(provider: Provider) -> None:
+        prediction = _start(row, provider, step)
+        if prediction is None or not (wait or prediction.is_terminal):
+            return
+        _finish(row, provider, _wait(row, provider, prediction))
+
+    return _carry_out(row, provider, work)
+
+
+def complete_generation(
+    image_id: int, *, prediction: Prediction | None = None, provider: Provider | None = None
+) -> GeneratedImage:
+    """Finish a submitted generation if its prediction is done; otherwise leave it.
+
+    ``prediction`` is the provider's state when the caller has it (a verified webhook,
+    the poller's listing); without it the provider is asked. Idempotent: a finished
+    row, or one without a prediction yet, is returned unchanged. A prediction running
+    for longer than ``GENERATION_TIMEOUT`` is cancelled and the row fails.
+    """
+    row = GeneratedImage.objects.get(pk=image_id)
+    if row.status != Status.RUNNING or not row.prediction_id:
+        return row
+
+    def work(provider: Provider) -> None:
+        current = prediction
+        if current is None or current.id != row.prediction_id:
+            current = provider.fetch(row.prediction_id)
+        if current.is_terminal:
+            _finish(row, provider, current)
+        elif _overdue(row):
+            _give_up(row, provider, current)
+
+    return _carry_out(row, provider, work)
+
+
+def _carry_out(
+    row: GeneratedImage, provider: Provider | None, work: Callable[[Provider], None]
+) -> GeneratedImage:
+    """Run ``work`` with a provider; every failure ends on the row, readably."""
     owns_provider = provider is None
     try:
         provider = provider or get_provider(row.provider)
@@ -218,13 +266,9 @@ def run_generation(image_id: int, *, provider: Provider | None = None) -> Genera
         _fail(row, exc)
         return row
     try:
-        prediction = _start(row, provider, step)
-        if prediction is None:
-            return row
-        prediction = _wait(row, provider, prediction)
-        _store(row, provider, prediction)
+        work(provider)
     except _Canceled:
-        row.refresh_from_db()
+        pass
     except DatabaseError:
         # Our own database failed us: the row stays resumable (it keeps its prediction
         # id) and the task fails, so that the task runner delivers it again.
@@ -237,6 +281,7 @@ def run_generation(image_id: int, *, provider: Provider | None = None) -> Genera
     finally:
         if owns_provider:
             provider.close()
+    row.refresh_from_db()
     return row
 
 
@@ -361,7 +406,23 @@ def _request_for(row: GeneratedImage) -> GenerationRequest:
         model=row.model_name,
         input={"prompt": row.prompt, **row.input_params},
         title=_title_for(row),
+        webhook=webhook_url(),
     )
+
+
+def webhook_url() -> str | None:
+    """Where Replicate should report completions, when the site has a public origin."""
+    if not app_settings.PUBLIC_URL:
+        return None
+    try:
+        path = reverse("nanobanana:replicate-webhook")
+    except NoReverseMatch:
+        logger.error(
+            "NANOBANANA['PUBLIC_URL'] is set but nanobanana_django.urls is not mounted; "
+            "predictions are followed by polling only."
+        )
+        return None
+    return app_settings.PUBLIC_URL + path
 
 
 def _start(row: GeneratedImage, provider: Provider, step: str) -> Prediction | None:
@@ -412,23 +473,36 @@ def _record_prediction(row: GeneratedImage, prediction: Prediction) -> bool:
 
 
 def _wait(row: GeneratedImage, provider: Provider, prediction: Prediction) -> Prediction:
-    started = time.monotonic()
-    timeout = app_settings.GENERATION_TIMEOUT
+    """Poll one prediction until it is done (the foreground path)."""
     while not prediction.is_terminal:
         if _was_canceled(row):
             provider.cancel(prediction.id)
             raise _Canceled
-        if time.monotonic() - started > timeout:
-            try:
-                provider.cancel(prediction.id)
-            except NanoBananaError:
-                logger.warning("Generation %s: cancelling after the timeout failed", row.pk)
-            raise ProviderTimeout(
-                f"No result after {timeout:g} s (NANOBANANA['GENERATION_TIMEOUT']); the "
-                "prediction was canceled."
-            )
+        if _overdue(row):
+            _give_up(row, provider, prediction)
         time.sleep(app_settings.POLL_INTERVAL)
         prediction = provider.fetch(prediction.id)
+    return prediction
+
+
+def _overdue(row: GeneratedImage) -> bool:
+    started = row.started_at or row.created_at
+    return timezone.now() - started > timedelta(seconds=app_settings.GENERATION_TIMEOUT)
+
+
+def _give_up(row: GeneratedImage, provider: Provider, prediction: Prediction) -> None:
+    try:
+        provider.cancel(prediction.id)
+    except NanoBananaError:
+        logger.warning("Generation %s: cancelling after the timeout failed", row.pk)
+    raise ProviderTimeout(
+        f"No result after {app_settings.GENERATION_TIMEOUT:g} s "
+        "(NANOBANANA['GENERATION_TIMEOUT']); the prediction was canceled."
+    )
+
+
+def _finish(row: GeneratedImage, provider: Provider, prediction: Prediction) -> None:
+    """A terminal prediction: record its outcome, and store and attach its image."""
     if prediction.predict_time is not None:
         row.record(predict_time=prediction.predict_time)
     if prediction.status == FAILED:
@@ -445,7 +519,7 @@ def _wait(row: GeneratedImage, provider: Provider, prediction: Prediction) -> Pr
             "The prediction's deadline (NANOBANANA['CANCEL_AFTER']) passed before it "
             "started, so it never ran and was not billed. Retry, or allow a longer deadline."
         )
-    return prediction
+    _store(row, provider, prediction)
 
 
 def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> None:

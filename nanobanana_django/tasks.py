@@ -8,6 +8,7 @@ delivers it twice costs nothing and bills nothing twice.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -24,16 +25,38 @@ TASK_PATH = "nanobanana_django.tasks.run_generation_task"
 
 
 def run_generation_task(image_id: int) -> str:
-    """The task body: carry out generation ``image_id``; return its final status."""
+    """Submit generation ``image_id`` and return; the webhook or the poller finishes it.
+
+    With the ``immediate`` runner (nobody else would finish it) it waits for the result.
+    """
+    from .poller import ensure_poller
     from .services import run_generation
 
-    return run_generation(int(image_id)).status
+    wait = app_settings.TASK_RUNNER == IMMEDIATE
+    row = run_generation(int(image_id), wait=wait)
+    if row.status == row.Status.RUNNING and row.prediction_id:
+        ensure_poller()
+    return row.status
+
+
+def complete_generation_task(image_id: int) -> str:
+    """Finish generation ``image_id`` if its prediction is done (after a webhook)."""
+    from .services import complete_generation
+
+    return complete_generation(int(image_id)).status
+
+
+def poll_task() -> int:
+    """Follow every in-flight prediction until none is left (or the time is up)."""
+    from .poller import run_poller
+
+    return run_poller()
 
 
 try:  # Django 6.0+
     from django.tasks import task as _django_task
 except ImportError:  # pragma: no cover - depends on the Django version
-    generate_header_image = None
+    generate_header_image = complete_header_image = follow_predictions = None
 else:
 
     @_django_task
@@ -44,23 +67,50 @@ else:
         """
         return run_generation_task(image_id)
 
+    @_django_task
+    def complete_header_image(image_id: int) -> str:
+        return complete_generation_task(image_id)
+
+    @_django_task
+    def follow_predictions() -> int:
+        return poll_task()
+
 
 def enqueue(image_id: int) -> None:
     """Hand generation ``image_id`` to the configured runner."""
+    _dispatch(run_generation_task, generate_header_image, image_id, f"nanobanana-{image_id}")
+
+
+def enqueue_completion(image_id: int) -> None:
+    """Hand the completion of generation ``image_id`` to the runner (webhooks do this)."""
+    _dispatch(
+        complete_generation_task, complete_header_image, image_id, f"nanobanana-done-{image_id}"
+    )
+
+
+def enqueue_poller() -> None:
+    """Start a poller task (``poller.ensure_poller`` decides whether one is needed)."""
+    _dispatch(poll_task, follow_predictions, None, "nanobanana-poller")
+
+
+def _dispatch(function: Any, django_task: Any, argument: int | None, name: str) -> None:
     runner = app_settings.TASK_RUNNER
+    args = () if argument is None else (argument,)
     if runner == IMMEDIATE:
-        run_generation_task(image_id)
+        if function is not poll_task:  # immediate generations wait for their own result
+            function(*args)
     elif runner == DJANGO_Q:
         from django_q.tasks import async_task
 
-        async_task(TASK_PATH, image_id, task_name=f"nanobanana-{image_id}", group="nanobanana")
+        path = f"{__name__}.{function.__name__}"
+        async_task(path, *args, task_name=name, group="nanobanana")
     elif runner == DJANGO_TASKS:
-        if generate_header_image is None:
+        if django_task is None:
             raise ImproperlyConfigured(
                 "NANOBANANA['TASK_RUNNER'] is 'django_tasks', which needs Django 6.0 or later. "
                 "Use 'django_q' or 'immediate'."
             )
-        generate_header_image.enqueue(image_id)
+        django_task.enqueue(*args)
     else:  # pragma: no cover - TASK_RUNNER validates its value
         raise ImproperlyConfigured(f"Unknown task runner {runner!r}.")
-    logger.debug("Generation %s handed to %s", image_id, runner)
+    logger.debug("%s handed to %s", name, runner)

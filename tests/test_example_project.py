@@ -66,6 +66,7 @@ def test_the_command_against_the_emulator_bills_one_prediction(run, tmp_path, re
         "REPLICATE_BASE_URL": replicate_emulator.base_url,
     }
     assert run("migrate", env=emulator_env).returncode == 0
+    assert run("createcachetable", env=emulator_env).returncode == 0
     article = run(
         "shell",
         "-c",
@@ -87,6 +88,7 @@ def test_the_command_against_the_emulator_bills_one_prediction(run, tmp_path, re
 def test_a_wrong_token_fails_without_a_traceback(run, tmp_path, replicate_emulator):
     env = {"REPLICATE_API_TOKEN": "r8_wrong", "REPLICATE_BASE_URL": replicate_emulator.base_url}
     run("migrate", env=env)
+    run("createcachetable", env=env)
     run(
         "shell", "-c", "from blog.models import Article; Article.objects.create(title='x')", env=env
     )

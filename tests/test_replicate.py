@@ -217,7 +217,8 @@ def test_throttling_is_waited_out_as_replicate_asks(emulator):
 
 
 def test_throttling_that_does_not_end_fails_without_creating(emulator, settings):
-    emulator.add_fault("throttle", times=10, retry_after=0)
+    configure(settings, THROTTLE_TIMEOUT=0.5)
+    emulator.add_fault("throttle", times=1000, retry_after=0)
     row = generate_image("a lighthouse")
     assert (row.status, row.error_code) == (Status.FAILED, "rate_limited")
     assert emulator.created_count == 0

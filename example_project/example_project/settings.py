@@ -92,10 +92,23 @@ Q_CLUSTER = {
     "poll": 0.5,
 }
 
+# Shared by the web server and the cluster's workers: the create rate limit, the
+# poller's lease and webhook deduplication live here. (LocMemCache is per process.)
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "nanobanana_demo_cache",
+    }
+}
+
 NANOBANANA = {
     # Without a token the app uses the offline placeholder provider.
     "REPLICATE_API_TOKEN": os.environ.get("REPLICATE_API_TOKEN", ""),
     "REPLICATE_BASE_URL": os.environ.get("REPLICATE_BASE_URL", "https://api.replicate.com"),
+    # Where Replicate can reach this site; enables webhooks. Without it, the app polls.
+    "PUBLIC_URL": os.environ.get("NANOBANANA_PUBLIC_URL", ""),
+    # Without it, the secret is fetched once from Replicate and cached.
+    "WEBHOOK_SECRET": os.environ.get("REPLICATE_WEBHOOK_SECRET", ""),
     "MODELS": {
         "blog.Article": {
             "title_field": "title",

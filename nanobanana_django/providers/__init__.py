@@ -6,6 +6,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from ..conf import PLACEHOLDER, REPLICATE, app_settings
+from ..ratelimit import CreateRateLimiter
 from .base import GenerationRequest, Prediction, Provider
 
 
@@ -22,6 +23,8 @@ def get_provider(name: str | None = None) -> Provider:
             cancel_after=app_settings.CANCEL_AFTER,
             timeout=app_settings.HTTP_TIMEOUT,
             max_retries=app_settings.MAX_RETRIES,
+            rate_limiter=CreateRateLimiter.from_settings(),
+            throttle_timeout=app_settings.THROTTLE_TIMEOUT,
         )
     if name == PLACEHOLDER:
         from .placeholder import PlaceholderProvider

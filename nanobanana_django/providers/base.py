@@ -29,6 +29,8 @@ class GenerationRequest:
     model: str
     input: dict[str, Any]
     title: str = ""
+    #: Where the provider should report completion, if the site can receive webhooks.
+    webhook: str | None = None
 
 
 @dataclass
@@ -89,6 +91,21 @@ class Provider(ABC):
         list its predictions (the generation then fails as ``interrupted``).
         """
         return NotImplemented
+
+    def states(self, prediction_ids: list[str], since: datetime) -> dict[str, Prediction]:
+        """The current state of many predictions created since ``since``.
+
+        The poller calls this once a sweep for everything in flight; providers that can
+        answer for many predictions in one request should (the default asks one by one).
+        Predictions it cannot see are left out.
+        """
+        states = {}
+        for prediction_id in prediction_ids:
+            try:
+                states[prediction_id] = self.fetch(prediction_id)
+            except Exception:  # noqa: BLE001 - one lost prediction must not stop the sweep
+                continue
+        return states
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

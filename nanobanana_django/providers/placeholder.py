@@ -50,6 +50,9 @@ class PlaceholderProvider(Provider):
         """Nothing is billed and nothing is kept: a lost render is simply made again."""
         return []
 
+    def states(self, prediction_ids: list[str], since: datetime) -> dict[str, Prediction]:
+        return {}
+
     def cancel(self, prediction_id: str) -> Prediction:
         return Prediction(id=prediction_id, status=SUCCEEDED)
 

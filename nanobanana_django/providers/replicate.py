@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -36,6 +36,7 @@ from ..exceptions import (
     SubmissionUncertain,
 )
 from ..images import spool
+from ..ratelimit import CreateRateLimiter
 from .base import TERMINAL_STATUSES, GenerationRequest, Prediction, Provider
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ FILE_HOST_SUFFIX = "replicate.delivery"
 MAX_BACKOFF = 30.0
 MAX_DETAIL_LENGTH = 500
 MAX_LIST_PAGES = 5
+LIST_PAGE_SIZE = 100
 
 
 class ReplicateProvider(Provider):
@@ -61,6 +63,8 @@ class ReplicateProvider(Provider):
         max_retries: int = 5,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        rate_limiter: CreateRateLimiter | None = None,
+        throttle_timeout: float | None = None,
     ) -> None:
         if not api_token:
             raise AuthenticationFailed(
@@ -72,6 +76,9 @@ class ReplicateProvider(Provider):
         self.cancel_after = cancel_after
         self.timeout = timeout
         self.max_retries = max_retries
+        self.rate_limiter = rate_limiter
+        #: Seconds a create may spend waiting out 429s; ``None``: ``max_retries`` of them.
+        self.throttle_timeout = throttle_timeout
         self._sleep = sleep
         self._origin = _origin(self.base_url)
         self._client = httpx.Client(
@@ -102,9 +109,16 @@ class ReplicateProvider(Provider):
             timeout = httpx.Timeout(self.timeout, read=self.wait + self.timeout)
         if self.cancel_after:
             headers["Cancel-After"] = self.cancel_after
-        body = {"input": request.input}
+        body: dict[str, Any] = {"input": request.input}
+        if request.webhook:
+            body["webhook"] = request.webhook
+            body["webhook_events_filter"] = ["completed"]
 
-        for attempt in range(self.max_retries + 1):
+        attempt = throttled = 0
+        started = time.monotonic()
+        while True:
+            if self.rate_limiter is not None:
+                self.rate_limiter.acquire()
             try:
                 response = self._client.post(url, json=body, headers=headers, timeout=timeout)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -114,6 +128,7 @@ class ReplicateProvider(Provider):
                         f"Could not connect to Replicate at {self.base_url} ({_reason(exc)})."
                     ) from None
                 self._sleep(_backoff(attempt))
+                attempt += 1
                 continue
             except httpx.HTTPError as exc:
                 raise SubmissionUncertain(
@@ -121,13 +136,23 @@ class ReplicateProvider(Provider):
                     f"({_reason(exc)}). Replicate may have created and billed a prediction, "
                     "so it was not sent again; check your Replicate dashboard before retrying."
                 ) from None
-            if response.status_code == 429 and attempt < self.max_retries:
-                self._sleep(_retry_after(response, attempt))
+            if response.status_code == 429 and self._may_wait_out(started, throttled):
+                # Nothing was created: wait as long as Replicate asks, everyone together.
+                delay = _retry_after(response, throttled)
+                if self.rate_limiter is not None:
+                    self.rate_limiter.pause(delay)
+                else:
+                    self._sleep(delay)
+                throttled += 1
                 continue
             if response.status_code in (200, 201, 202):
                 return self._parse(response)
             raise self._error(response, creating=request.model)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _may_wait_out(self, started: float, throttled: int) -> bool:
+        if self.throttle_timeout is None:
+            return throttled < self.max_retries
+        return time.monotonic() - started < self.throttle_timeout
 
     def fetch(self, prediction_id: str, url: str | None = None) -> Prediction:
         response = self._request("GET", self._prediction_url(prediction_id, url))
@@ -143,22 +168,46 @@ class ReplicateProvider(Provider):
         Replicate lists predictions newest first, 100 a page, with their input (until
         the data is removed after an hour); at most ``MAX_LIST_PAGES`` pages are read.
         """
+        found = [
+            self._prediction(item)
+            for item in self._listing(created_after, MAX_LIST_PAGES)
+            if item.get("model") == request.model and _same_input(item.get("input"), request.input)
+        ]
+        return list(reversed(found))
+
+    def states(self, prediction_ids: list[str], since: datetime) -> dict[str, Prediction]:
+        """Many predictions' states from the list endpoint (one request per 100)."""
+        wanted = set(prediction_ids)
+        pages = len(wanted) // LIST_PAGE_SIZE + 2
+        states: dict[str, Prediction] = {}
+        for item in self._listing(since - timedelta(minutes=1), pages, stop_when=wanted):
+            if item.get("id") in wanted:
+                states[item["id"]] = self._prediction(item)
+        for prediction_id in wanted - set(states):  # not listed (yet): ask directly
+            try:
+                states[prediction_id] = self.fetch(prediction_id)
+            except NanoBananaError:
+                continue
+        return states
+
+    def _listing(
+        self, created_after: datetime, pages: int, stop_when: set[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Listed predictions created after ``created_after``, newest first."""
         since = created_after.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         url: str | None = f"{self.base_url}/v1/predictions?created_after={since}"
-        found: list[Prediction] = []
-        for _ in range(MAX_LIST_PAGES):
+        seen: set[str] = set()
+        for _ in range(pages):
             if url is None or _origin(url) != self._origin:
-                break
+                return
             data = self._json(self._request("GET", url))
             for item in data.get("results") or []:
-                if (
-                    isinstance(item, dict)
-                    and item.get("model") == request.model
-                    and _same_input(item.get("input"), request.input)
-                ):
-                    found.append(self._prediction(item))
+                if isinstance(item, dict) and item.get("id"):
+                    seen.add(item["id"])
+                    yield item
+            if stop_when is not None and stop_when <= seen:
+                return
             url = data.get("next") or None
-        return list(reversed(found))
 
     def open_output(self, prediction: Prediction, *, max_bytes: int) -> IO[bytes]:
         if prediction.data_removed or not prediction.output_url:

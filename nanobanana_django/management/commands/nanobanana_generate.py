@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from ...models import GeneratedImage
 from ...registry import get_config
@@ -73,7 +74,13 @@ class Command(BaseCommand):
                 continue
             except ValidationError as exc:
                 raise CommandError(f"Invalid generation input: {'; '.join(exc.messages)}") from None
-            row = run_generation(row.pk)
+            try:
+                row = run_generation(row.pk)
+            except DatabaseError as exc:
+                raise CommandError(
+                    f"Database error while generating for {config.label} {obj.pk}: {exc}. "
+                    "The generation is kept and resumes when run again."
+                ) from None
             if row.status == GeneratedImage.Status.SUCCEEDED:
                 counts["succeeded"] += 1
                 self.stdout.write(

@@ -1,0 +1,160 @@
+"""One loop that follows every in-flight prediction, so workers never wait on the model.
+
+Background workers submit a prediction and return. What finishes it is, first, the
+provider's webhook (when ``PUBLIC_URL`` is set) and, always, this poller: it asks the
+provider about all running generations at once (Replicate: its list endpoint, 100
+predictions a request), finishes those that are done, cancels those that are overdue,
+and recovers rows left without a prediction id by a worker that died while submitting.
+With webhooks on it only looks every ``WEBHOOK_POLL_INTERVAL`` seconds, for webhooks
+that never arrived.
+
+One poller runs at a time, holding a lease in the shared cache. It is started as a
+task when a prediction is submitted and none is running (``ensure_poller``), and ends
+when nothing is in flight; ``manage.py nanobanana_poll`` runs one in the foreground.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import caches
+from django.utils import timezone
+
+from .conf import app_settings
+from .exceptions import NanoBananaError
+from .models import GeneratedImage
+from .providers import Prediction, get_provider
+
+logger = logging.getLogger(__name__)
+
+LEASE_KEY = "nanobanana:poller"
+Status = GeneratedImage.Status
+
+
+@dataclass
+class Sweep:
+    """What one pass of the poller saw and did."""
+
+    in_flight: int = 0
+    finished: int = 0
+    recovered: int = 0
+
+
+def interval() -> float:
+    if app_settings.PUBLIC_URL:
+        return app_settings.WEBHOOK_POLL_INTERVAL
+    return app_settings.POLL_INTERVAL
+
+
+def lease_seconds() -> float:
+    return max(30.0, 3 * interval() + 10)
+
+
+def ensure_poller() -> None:
+    """Start a poller task unless one holds the lease."""
+    from .tasks import enqueue_poller
+
+    if caches[app_settings.CACHE].get(LEASE_KEY) is None:
+        enqueue_poller()
+
+
+def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> int:
+    """Poll until nothing is in flight (or forever); returns how many it finished.
+
+    Returns at once when another poller holds the lease. As a task it stops before the
+    task runner's timeout and hands over to a fresh poller task if work remains.
+    """
+    cache = caches[app_settings.CACHE]
+    token = uuid.uuid4().hex
+    if not cache.add(LEASE_KEY, token, timeout=lease_seconds()):
+        return 0
+    if max_seconds is None and not forever:
+        max_seconds = _task_time_budget()
+    started = time.monotonic()
+    finished = 0
+    try:
+        while True:
+            sweep = poll_once()
+            finished += sweep.finished
+            if not sweep.in_flight and not forever:
+                return finished
+            if max_seconds is not None and time.monotonic() - started > max_seconds:
+                break
+            if cache.get(LEASE_KEY) != token:
+                return finished  # the lease expired and another poller took over
+            cache.set(LEASE_KEY, token, timeout=lease_seconds())
+            time.sleep(interval())
+    finally:
+        if cache.get(LEASE_KEY) == token:
+            cache.delete(LEASE_KEY)
+    ensure_poller()  # time is up but predictions remain: a fresh task carries on
+    return finished
+
+
+def poll_once() -> Sweep:
+    """Look at every running generation once; finish, give up on or recover each."""
+    from .services import complete_generation, run_generation, submit_window
+
+    sweep = Sweep()
+    running = list(
+        GeneratedImage.objects.filter(status=Status.RUNNING).values_list(
+            "pk", "provider", "prediction_id", "started_at"
+        )
+    )
+    by_provider: dict[str, list[tuple[int, str, object]]] = defaultdict(list)
+    now = timezone.now()
+    for pk, provider_name, prediction_id, started_at in running:
+        if prediction_id:
+            by_provider[provider_name].append((pk, prediction_id, started_at))
+        elif started_at and now - started_at > submit_window():
+            run_generation(pk, wait=False)  # orphaned while submitting: recover it
+            sweep.recovered += 1
+    for provider_name, rows in by_provider.items():
+        states = _states(provider_name, rows)
+        for pk, prediction_id, _started in rows:
+            prediction = states.get(prediction_id)
+            if prediction is not None and not prediction.is_terminal:
+                row_is_overdue = _overdue(_started)
+                if not row_is_overdue:
+                    sweep.in_flight += 1
+                    continue
+            row = complete_generation(pk, prediction=prediction)
+            if row.is_finished:
+                sweep.finished += 1
+            else:
+                sweep.in_flight += 1
+    return sweep
+
+
+def _states(provider_name: str, rows: list[tuple[int, str, object]]) -> dict[str, Prediction]:
+    """The providers' view of many predictions in as few requests as it allows."""
+    try:
+        with get_provider(provider_name) as provider:
+            oldest = min(started for _pk, _id, started in rows if started is not None)
+            listed = provider.states([prediction_id for _pk, prediction_id, _s in rows], oldest)
+    except (NanoBananaError, ValueError) as exc:
+        logger.warning("Poller: could not list %s predictions: %s", provider_name, exc)
+        return {}
+    except Exception:
+        logger.exception("Poller: could not list %s predictions", provider_name)
+        return {}
+    return listed
+
+
+def _overdue(started_at: object) -> bool:
+    if started_at is None:
+        return False
+    elapsed = (timezone.now() - started_at).total_seconds()  # type: ignore[operator]
+    return elapsed > app_settings.GENERATION_TIMEOUT
+
+
+def _task_time_budget() -> float:
+    """Stay under django-q2's timeout so the poller task is never killed mid-sweep."""
+    cluster = getattr(settings, "Q_CLUSTER", None) or {}
+    timeout = cluster.get("timeout")
+    return max(30.0, float(timeout) - 30.0) if timeout else 300.0

@@ -1,0 +1,78 @@
+"""A rate limit on prediction creates shared by every process, through Django's cache.
+
+Time is cut into slots of ``60 / RATE_LIMIT`` seconds (a little longer, to stay under
+the limit despite scheduling jitter). A create may go only in a slot it has reserved
+with ``cache.add``, which is atomic on every shared backend (Redis, Memcached, the
+database cache), so no two creates share a slot and no 60 seconds ever hold more than
+``RATE_LIMIT`` of them, however many workers or machines there are. After a 429, every
+process waits until the time the provider named (``Retry-After``) before its next slot.
+
+The cache must be shared: with ``LocMemCache`` each process counts on its own (the
+system check ``nanobanana.W003`` says so).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from django.core.cache import caches
+
+from .conf import app_settings
+
+SLOT_KEY = "nanobanana:create-slot:{}"
+HINT_KEY = "nanobanana:create-slot:next"
+PAUSE_KEY = "nanobanana:create-pause-until"
+MARGIN = 1.02
+"""Slots are 2% longer than the limit strictly needs: jitter never pushes us over it."""
+MAX_SLOT_SEARCH = 100_000
+
+
+class CreateRateLimiter:
+    def __init__(
+        self,
+        per_minute: int,
+        cache_alias: str = "default",
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.slot_seconds = 60.0 / per_minute * MARGIN
+        self.cache = caches[cache_alias]
+        self._clock = clock
+        self._sleep = sleep
+
+    @classmethod
+    def from_settings(cls) -> CreateRateLimiter | None:
+        if not app_settings.RATE_LIMIT:
+            return None
+        return cls(app_settings.RATE_LIMIT, app_settings.CACHE)
+
+    def acquire(self) -> float:
+        """Reserve the next free slot and sleep until it starts; returns the wait."""
+        now = self._clock()
+        paused_until = self.cache.get(PAUSE_KEY) or 0.0
+        first = math.ceil(max(now, paused_until) / self.slot_seconds)
+        slot = max(first, self.cache.get(HINT_KEY) or 0)
+        for _ in range(MAX_SLOT_SEARCH):
+            if self.cache.add(SLOT_KEY.format(slot), 1, timeout=self._keep_for(slot, now)):
+                break
+            slot += 1
+        else:  # pragma: no cover - a hundred thousand creates queued ahead of us
+            raise RuntimeError("no free create slot found")
+        self.cache.set(HINT_KEY, slot + 1, timeout=120)
+        wait = max(0.0, slot * self.slot_seconds - self._clock())
+        if wait:
+            self._sleep(wait)
+        return wait
+
+    def pause(self, seconds: float) -> None:
+        """The provider said 429: nobody creates for ``seconds``."""
+        until = self._clock() + seconds
+        if until > (self.cache.get(PAUSE_KEY) or 0.0):
+            self.cache.set(PAUSE_KEY, until, timeout=max(1, math.ceil(seconds) + 1))
+
+    def _keep_for(self, slot: int, now: float) -> int:
+        """Keep a reservation until its slot is well past."""
+        return max(60, math.ceil(slot * self.slot_seconds - now) + 60)
