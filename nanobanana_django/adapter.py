@@ -52,7 +52,8 @@ class HeaderImageAdapter:
             "topic": config.topic_of(obj),
             "object": obj,
         }
-        return clean_prompt(compile_template(source).render(Context(context)))
+        # Plain text for the model: "beginner's", not "beginner&#x27;s".
+        return clean_prompt(compile_template(source).render(Context(context, autoescape=False)))
 
     def get_input(self, obj: models.Model, config: ContentConfig) -> dict[str, Any]:
         """Model inputs for ``obj`` on top of ``DEFAULT_INPUT`` (default: the registration's)."""

@@ -13,3 +13,7 @@ class NanoBananaConfig(AppConfig):
         from .publishing import PublishedObjectRouter
 
         PublishedObjectRouter.connect()
+        if self.apps.is_installed("django.contrib.admin"):
+            from .admin import install_header_image_admin
+
+            install_header_image_admin()

@@ -16,7 +16,7 @@ class GeneratedImageQuerySet(models.QuerySet["GeneratedImage"]):
     def for_object(self, obj: models.Model) -> GeneratedImageQuerySet:
         """Every generation made for ``obj``, newest first."""
         return self.filter(
-            content_type=ContentType.objects.get_for_model(obj, for_concrete_model=False),
+            content_type=ContentType.objects.get_for_model(obj),  # as content_object stores it
             object_id=str(obj.pk),
         ).order_by("-created_at", "-pk")
 

@@ -506,7 +506,7 @@ def _finish(row: GeneratedImage, provider: Provider, prediction: Prediction) -> 
     if prediction.predict_time is not None:
         row.record(predict_time=prediction.predict_time)
     if prediction.status == FAILED:
-        reason = prediction.error or "no reason given"
+        reason = (prediction.error or "no reason given").rstrip(". ")
         raise PredictionFailed(
             f"The model could not make this image: {reason}. Change the prompt and retry."
         )

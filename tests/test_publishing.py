@@ -234,6 +234,11 @@ def test_the_prompt_template_gets_title_topic_and_object(settings, commit):
     assert GeneratedImage.objects.get().prompt == f"Cafés of Lisbon / general / #{article.pk} bold"
 
 
+def test_the_prompt_is_plain_text_not_html_escaped(publishing, commit):
+    commit(lambda: Article.objects.create(title="A beginner's guide to R&D", status="published"))
+    assert "“A beginner's guide to R&D”" in GeneratedImage.objects.get().prompt
+
+
 def test_the_default_prompt_is_editorial_and_forbids_text(publishing, commit):
     commit(lambda: Article.objects.create(title="Quiet cafés", status="published"))
     prompt = GeneratedImage.objects.get().prompt
@@ -250,9 +255,7 @@ def test_a_problem_queueing_never_breaks_the_save(settings, commit, caplog):
     register(settings)
     settings.NANOBANANA = {**settings.NANOBANANA, "DEFAULT_INPUT": {"resolution": "9K"}}
     with caplog.at_level(logging.ERROR, logger="nanobanana_django"):
-        article, _ = commit(
-            lambda: Article.objects.create(title="Still saved", status="published")
-        )
+        article, _ = commit(lambda: Article.objects.create(title="Still saved", status="published"))
     assert Article.objects.filter(pk=article.pk).exists()
     assert not GeneratedImage.objects.exists()
     assert "resolution" in caplog.text

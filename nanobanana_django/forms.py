@@ -1,0 +1,78 @@
+"""The form of the admin's "Generate header image" page."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .specs import MAX_PROMPT_LENGTH, ModelSpec
+
+#: Model inputs an editor may choose in the admin, in the order they are shown.
+INPUT_FIELDS = ("resolution", "aspect_ratio", "output_format")
+
+CHOICE_LABELS = {
+    "match_input_image": _("Match the input image"),
+    "jpg": _("JPEG"),
+    "png": _("PNG"),
+}
+
+
+class GenerateHeaderImageForm(forms.Form):
+    """Inputs for a batch of generations; only those the configured model takes are shown."""
+
+    resolution = forms.ChoiceField(
+        label=_("Resolution"),
+        help_text=_("Larger images take longer and cost more."),
+    )
+    aspect_ratio = forms.ChoiceField(label=_("Aspect ratio"))
+    output_format = forms.ChoiceField(label=_("Output format"))
+    prompt = forms.CharField(
+        label=_("Prompt"),
+        required=False,
+        max_length=MAX_PROMPT_LENGTH,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 80, "class": "vLargeTextField"}),
+    )
+    replace = forms.BooleanField(
+        label=_("Replace existing images"),
+        required=False,
+        help_text=_("Without this, objects that already have an image are skipped."),
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        spec: ModelSpec,
+        defaults: Mapping[str, Any],
+        several: bool,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        for name in INPUT_FIELDS:
+            allowed = spec.choices.get(name)
+            if not allowed:
+                del self.fields[name]
+                continue
+            field = self.fields[name]
+            field.choices = [(value, CHOICE_LABELS.get(value, value)) for value in allowed]
+            field.initial = defaults.get(name, spec.defaults.get(name))
+        if several:
+            self.fields["prompt"].help_text = _(
+                "Leave empty to give each object its own prompt (shown above). "
+                "Text here replaces the prompt of every selected object."
+            )
+        else:
+            self.fields["prompt"].help_text = _(
+                "The prompt built from the title and topic. Edit it to ask for something "
+                "else, or empty it to use the built one."
+            )
+
+    def model_input(self) -> dict[str, Any]:
+        """The chosen model inputs, for ``queue_generation(input=...)``."""
+        return {name: self.cleaned_data[name] for name in INPUT_FIELDS if name in self.fields}
+
+    def prompt_override(self) -> str | None:
+        return self.cleaned_data["prompt"] or None

@@ -1,0 +1,172 @@
+"""The admin in a real browser: Debian's chromium, driven by Selenium, against the live server.
+
+``make test`` installs ``chromium`` and ``chromium-driver`` when they are missing
+(``.ci/ensure-browser``). Without them the test is skipped, except in CI, where it fails.
+The screenshots it takes are the ones in ``docs/admin.md``: they are written to
+``docs/screenshots/`` when ``NANOBANANA_UPDATE_SCREENSHOTS=1`` is set, and to a temporary
+folder otherwise (so that running the tests leaves the work tree clean).
+"""
+
+import base64
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from nanobanana_django.models import GeneratedImage
+from tests.testapp.models import Article
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+SCREENSHOTS = (
+    Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+    if os.environ.get("NANOBANANA_UPDATE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "nanobanana-screenshots"
+)
+TIMEOUT = 30
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.test_admin")]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_browser() -> None:
+    """Skip without a browser; in CI, fail instead, so the test can never silently not run."""
+    missing = [name for name in (CHROMIUM, CHROMEDRIVER) if not os.access(name, os.X_OK)]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package (pip install -e '.[test]')")
+    if missing:
+        reason = (
+            f"The admin browser test needs {', '.join(missing)}. `make test` run as root "
+            "installs them (apt-get install chromium chromium-driver)."
+        )
+        if in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_an_editor_generates_header_images_for_two_articles(
+    live_server, browser, admin_user, replicate_emulator, settings
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        **replicate_emulator.settings(),
+        "TASK_RUNNER": "immediate",
+        "POLL_INTERVAL": 0.05,
+    }
+    lisbon = Article.objects.create(title="Ten quiet cafés in Lisbon", topic="travel")
+    Article.objects.create(title="How we cut our cloud bill by 40%", topic="engineering")
+    sourdough = Article.objects.create(
+        title="A beginner’s guide to sourdough in a small kitchen", topic="food"
+    )
+    wait = WebDriverWait(browser, TIMEOUT)
+
+    # Log in and select two articles.
+    browser.get(f"{live_server.url}/admin/login/?next=/admin/testapp/article/")
+    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
+    browser.find_element(By.NAME, "password").send_keys("password")  # pytest-django's admin
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait.until(EC.presence_of_element_located((By.ID, "result_list")))
+    # Narrower pages for the screenshots: the navigation sidebar closed, as the « does.
+    browser.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+    browser.refresh()
+    wait.until(EC.presence_of_element_located((By.ID, "result_list")))
+    for article in (lisbon, sourdough):
+        browser.find_element(
+            By.CSS_SELECTOR, f"input[name=_selected_action][value='{article.pk}']"
+        ).click()
+
+    # Run the action: an intermediate page in the admin's look.
+    Select(browser.find_element(By.NAME, "action")).select_by_value("generate_header_image")
+    browser.find_element(By.CSS_SELECTOR, "button[name=index]").click()
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "body.nanobanana-generate")))
+    page = browser.find_element(By.ID, "content").text
+    assert "Ten quiet cafés in Lisbon" in page and "sourdough" in page
+    assert "Resolution" in page and "Aspect ratio" in page
+    Select(browser.find_element(By.NAME, "aspect_ratio")).select_by_value("21:9")
+    save_screenshot(browser, "admin-generate-action.png")
+
+    # Confirm: back on the list, told what was queued.
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit][value=Confirm]").click()
+    message = wait.until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist li.success"))
+    )
+    assert message.text == "Queued 2 header images."
+
+    # The immediate runner has run both against the emulator: thumbnails in the list.
+    assert replicate_emulator.created_count == 2
+    browser.get(f"{live_server.url}/admin/nanobanana_django/generatedimage/")
+    wait.until(EC.presence_of_element_located((By.ID, "result_list")))
+    thumbnails = browser.find_elements(By.CSS_SELECTOR, "#result_list .nanobanana-thumb img")
+    assert len(thumbnails) == 2
+    wait.until(lambda driver: all(loaded(driver, image) for image in thumbnails))
+    rows = browser.find_element(By.ID, "result_list").text
+    assert rows.count("Succeeded") == 2 and rows.count("21:9") == 2
+    assert "Placeholder" not in rows
+    save_screenshot(browser, "generated-image-changelist.png")
+
+    for article in (lisbon, sourdough):
+        article.refresh_from_db()
+        assert (
+            article.header_image.name == GeneratedImage.objects.for_object(article).get().image.name
+        )
+        assert article.header_image.name.startswith("nanobanana/")
+
+
+def loaded(driver, image) -> bool:
+    return driver.execute_script(
+        "return arguments[0].complete && arguments[0].naturalWidth > 0", image
+    )
+
+
+def save_screenshot(driver, name: str) -> None:
+    """The whole page at the window's width, for the docs."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    width = driver.execute_script("return document.documentElement.clientWidth")
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+        },
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / name).write_bytes(base64.b64decode(shot["data"]))
