@@ -21,7 +21,7 @@ def test_every_article_without_an_image_gets_one_and_the_rest_are_skipped(capsys
     assert Article.objects.get(pk=bare.pk).header_image.name.startswith("nanobanana/")
     assert Article.objects.get(pk=kept.pk).header_image.name == "headers/kept.jpg"
     out = capsys.readouterr().out
-    assert "already has an image, skipped" in out
+    assert f"testapp.Article {kept.pk}: skipped: " in out and "already has an image" in out
     assert "Done: 1 succeeded, 0 failed, 1 skipped." in out
 
 
@@ -55,11 +55,92 @@ def test_an_unregistered_model_says_how_to_register_it():
         call_command("nanobanana_generate", "auth.User", "--sync")
 
 
-def test_without_sync_the_user_is_told_what_is_available():
-    with pytest.raises(CommandError, match="--sync"):
-        generate()
-
-
 def test_contradicting_options_are_refused():
     with pytest.raises(CommandError, match="contradict"):
         generate("--missing-only", "--overwrite", "--sync")
+
+
+# Queued to the workers (django-q2 runs tasks at once in the test settings) ----------------
+
+
+@pytest.fixture
+def queued(transactional_db):
+    """Real commits, as when the command runs: each row's task is handed over on commit."""
+
+    def run(*args):
+        generate(*args)
+
+    return run
+
+
+def test_a_backfill_queues_every_missing_image_and_shows_progress(queued, capsys):
+    for i in range(3):
+        Article.objects.create(title=f"Old post {i}")
+    Article.objects.create(title="Has one", header_image="headers/kept.jpg")
+    queued("--missing-only")
+    out = capsys.readouterr().out
+    assert "Queued 3 generations." in out
+    assert "3 done, 0 failed, 0 in flight" in out
+    assert "/s | ETA" in out
+    assert GeneratedImage.objects.filter(status="succeeded").count() == 3
+
+
+def test_a_dry_run_says_how_many_predictions_and_changes_nothing(capsys):
+    for i in range(3):
+        Article.objects.create(title=f"Old post {i}")
+    Article.objects.create(title="Has one", header_image="headers/kept.jpg")
+    generate("--dry-run")
+    out = capsys.readouterr().out
+    assert "Old post 0" in out
+    assert "3 images would be generated, that is 3 predictions; 1 skipped" in out
+    assert not GeneratedImage.objects.exists()
+
+
+def test_limit_caps_the_run(queued, capsys):
+    for i in range(5):
+        Article.objects.create(title=f"Old post {i}")
+    queued("--missing-only", "--limit", "2")
+    assert GeneratedImage.objects.count() == 2
+    assert "Queued 2 generations." in capsys.readouterr().out
+
+
+def test_no_wait_returns_after_queueing(queued, capsys):
+    Article.objects.create(title="Quick")
+    queued("--no-wait")
+    out = capsys.readouterr().out
+    assert "Queued 1 generation." in out and "in flight" not in out
+
+
+def test_ctrl_c_stops_after_the_current_object_and_leaves_nothing_half_done(
+    queued, capsys, monkeypatch
+):
+    import os
+    import signal
+
+    from nanobanana_django.management.commands import nanobanana_generate
+
+    for i in range(5):
+        Article.objects.create(title=f"Old post {i}")
+    real_queue = nanobanana_generate.queue_generation
+    calls = []
+
+    def queue_then_interrupt(obj, **kwargs):
+        calls.append(obj.pk)
+        row = real_queue(obj, **kwargs)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C mid-run
+        return row
+
+    monkeypatch.setattr(nanobanana_generate, "queue_generation", queue_then_interrupt)
+    queued()
+    assert len(calls) == 2
+    rows = GeneratedImage.objects.all()
+    assert rows.count() == 2
+    assert all(row.status == "succeeded" for row in rows)  # each queued row has its task
+    assert "stopped early by Ctrl-C; nothing is half-done" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_limit_must_be_positive():
+    with pytest.raises(CommandError, match="--limit"):
+        generate("--limit", "0")
