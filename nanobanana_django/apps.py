@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -11,8 +12,10 @@ class NanoBananaConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
         from .publishing import PublishedObjectRouter
+        from .tasks import install_watchdog_schedule
 
         PublishedObjectRouter.connect()
+        post_migrate.connect(install_watchdog_schedule, sender=self)
         if self.apps.is_installed("django.contrib.admin"):
             from .admin import install_header_image_admin
 

@@ -52,7 +52,8 @@ def interval() -> float:
 
 
 def lease_seconds() -> float:
-    return max(30.0, 3 * interval() + 10)
+    """How long a poller's lease lasts unless renewed (it renews it every sweep)."""
+    return max(10.0, 3 * interval() + 5)
 
 
 def ensure_poller() -> None:
@@ -63,15 +64,28 @@ def ensure_poller() -> None:
         enqueue_poller()
 
 
+def has_work() -> bool:
+    """Whether any generation is running (with a prediction, or orphaned while submitting)."""
+    return GeneratedImage.objects.filter(status=Status.RUNNING).exists()
+
+
+def watchdog() -> None:
+    """Start a poller if work is in flight and none is alive (run every minute)."""
+    if has_work():
+        ensure_poller()
+
+
 def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> int:
     """Poll until nothing is in flight (or forever); returns how many it finished.
 
-    Returns at once when another poller holds the lease. As a task it stops before the
-    task runner's timeout and hands over to a fresh poller task if work remains.
+    When another poller holds the lease, waits until the lease has had time to expire:
+    a live poller renews it and this one leaves; a dead one's lease runs out and this
+    one takes over. As a task it stops before the task runner's timeout and hands over
+    to a fresh poller task if work remains.
     """
     cache = caches[app_settings.CACHE]
     token = uuid.uuid4().hex
-    if not cache.add(LEASE_KEY, token, timeout=lease_seconds()):
+    if not _take_lease(cache, token):
         return 0
     if max_seconds is None and not forever:
         max_seconds = _task_time_budget()
@@ -94,6 +108,16 @@ def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> in
             cache.delete(LEASE_KEY)
     ensure_poller()  # time is up but predictions remain: a fresh task carries on
     return finished
+
+
+def _take_lease(cache: object, token: str) -> bool:
+    deadline = time.monotonic() + lease_seconds() + 1
+    while True:
+        if cache.add(LEASE_KEY, token, timeout=lease_seconds()):  # type: ignore[attr-defined]
+            return True
+        if time.monotonic() > deadline:
+            return False  # someone kept renewing it: a live poller is on the job
+        time.sleep(min(1.0, interval()))
 
 
 def poll_once() -> Sweep:

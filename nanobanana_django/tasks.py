@@ -46,6 +46,13 @@ def complete_generation_task(image_id: int) -> str:
     return complete_generation(int(image_id)).status
 
 
+def watchdog_task() -> None:
+    """Every minute (django-q2 schedule): restart polling a dead poller left behind."""
+    from .poller import watchdog
+
+    watchdog()
+
+
 def poll_task() -> int:
     """Follow every in-flight prediction until none is left (or the time is up)."""
     from .poller import run_poller
@@ -114,3 +121,29 @@ def _dispatch(function: Any, django_task: Any, argument: int | None, name: str) 
     else:  # pragma: no cover - TASK_RUNNER validates its value
         raise ImproperlyConfigured(f"Unknown task runner {runner!r}.")
     logger.debug("%s handed to %s", name, runner)
+
+
+WATCHDOG_SCHEDULE = "nanobanana-watchdog"
+
+
+def install_watchdog_schedule(using: str = "default", **kwargs: Any) -> None:
+    """After ``migrate``: a django-q2 schedule that runs :func:`watchdog_task` each minute.
+
+    It is what restarts polling after a whole cluster died with predictions in flight
+    (the poller's own task only comes back after Q_CLUSTER['retry']).
+    """
+    from django.apps import apps
+
+    if app_settings.TASK_RUNNER != DJANGO_Q or not apps.is_installed("django_q"):
+        return
+    from django_q.models import Schedule
+
+    Schedule.objects.using(using).get_or_create(
+        name=WATCHDOG_SCHEDULE,
+        defaults={
+            "func": f"{__name__}.watchdog_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )

@@ -81,6 +81,16 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# A cluster process and the test share the rate limit and the poller's lease through
+# the database cache; on their own, tests use the per-process memory cache.
+if os.environ.get("NANOBANANA_TEST_SHARED_CACHE"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "nanobanana_test_cache",
+        }
+    }
+
 Q_CLUSTER = {"name": "tests", "orm": "default", "sync": True, "timeout": 60, "retry": 120}
 if os.environ.get("NANOBANANA_TEST_CLUSTER"):
     Q_CLUSTER = json.loads(os.environ["NANOBANANA_TEST_CLUSTER"])

@@ -43,32 +43,41 @@ def app_settings(replicate_emulator):
 
 @pytest.fixture
 def cluster(app_settings, settings, media_root, monkeypatch):
-    """Start (and restart) a ``qcluster`` process sharing this test's database."""
+    """Start (and restart) ``qcluster`` processes sharing this test's database and cache."""
+    from django.core.management import call_command
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)  # this process only enqueues
     settings.NANOBANANA = {**settings.NANOBANANA, **app_settings}
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "NANOBANANA_TEST_DATABASE": str(connection.settings_dict["NAME"]),
-        "NANOBANANA_TEST_SETTINGS": json.dumps(app_settings),
-        "NANOBANANA_TEST_CLUSTER": json.dumps(
-            {
-                "name": "tests",
-                "orm": "default",
-                "workers": 1,
-                "timeout": RETRY - 2,
-                "retry": RETRY,
-                "poll": 0.1,
-                "max_attempts": 3,
-            }
-        ),
-        "NANOBANANA_TEST_MEDIA_ROOT": str(media_root),
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "nanobanana_test_cache",
+        }
     }
+    call_command("createcachetable", verbosity=0)
     processes = []
 
-    def start():
+    def start(workers=1, **overrides):
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "NANOBANANA_TEST_DATABASE": str(connection.settings_dict["NAME"]),
+            "NANOBANANA_TEST_SETTINGS": json.dumps({**app_settings, **overrides}),
+            "NANOBANANA_TEST_SHARED_CACHE": "1",
+            "NANOBANANA_TEST_CLUSTER": json.dumps(
+                {
+                    "name": "tests",
+                    "orm": "default",
+                    "workers": workers,
+                    "timeout": RETRY - 2,
+                    "retry": RETRY,
+                    "poll": 0.1,
+                    "max_attempts": 3,
+                }
+            ),
+            "NANOBANANA_TEST_MEDIA_ROOT": str(media_root),
+        }
         process = subprocess.Popen(
             [sys.executable, "-m", "django", "qcluster"],
             cwd=ROOT,
@@ -141,3 +150,29 @@ def test_a_cluster_killed_mid_prediction_finishes_it_after_a_restart(cluster, re
     assert Article.objects.get().header_image.name == row.image.name
     assert replicate_emulator.created_count == 1
     assert row.attempts == 1  # resumed by prediction id, never submitted again
+
+
+def test_two_workers_give_200_published_articles_their_images_at_the_rate_limit(
+    cluster, replicate_emulator
+):
+    """Issue 5: the provider, not our two workers, is the limit."""
+    start, _ = cluster
+    replicate_emulator.latency = 5.0
+    start(workers=2, RATE_LIMIT=600, GENERATION_TIMEOUT=120, HTTP_TIMEOUT=10)
+    started = time.monotonic()
+    Article.objects.bulk_create(Article(title=f"Archive post {i}") for i in range(200))
+    for article in Article.objects.all():  # published one by one, as editors would
+        article.status = "published"
+        article.save()
+
+    wait_for(lambda: not Article.objects.filter(header_image="").exists(), 120, "200 images")
+    elapsed = time.monotonic() - started
+    assert GeneratedImage.objects.filter(status=Status.SUCCEEDED).count() == 200
+    assert replicate_emulator.created_count == 200
+    assert replicate_emulator.max_creates_in_window(60) <= 600
+    # 600 a minute is one create per 0.1 s, spread across both workers:
+    assert replicate_emulator.max_creates_in_window(1.0) <= 11
+    assert replicate_emulator.max_creates_in_window(6.0) <= 60
+    # 200 creates at 600/min take 20 s, plus 5 s for the last one to run; workers that
+    # blocked on their predictions would need 200 x 5 s / 2 = 500 s.
+    assert elapsed < 60

@@ -1,0 +1,134 @@
+"""One poller follows every in-flight prediction; workers only submit."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.cache import caches
+from django.utils import timezone
+
+from nanobanana_django import poller
+from nanobanana_django.models import GeneratedImage
+from nanobanana_django.services import create_generation, run_generation, submit_window
+from tests.testapp.models import Article
+
+pytestmark = pytest.mark.django_db
+
+Status = GeneratedImage.Status
+
+
+@pytest.fixture
+def emulator(replicate_emulator, settings):
+    caches["default"].clear()
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        **replicate_emulator.settings(),
+        "REPLICATE_WAIT": 0,
+        "POLL_INTERVAL": 0.05,
+        "TASK_RUNNER": "django_q",
+    }
+    return replicate_emulator
+
+
+def submitted(count, latency, emulator):
+    emulator.latency = latency
+    rows = []
+    for i in range(count):
+        row = create_generation(Article.objects.create(title=f"Post {i}"))
+        rows.append(run_generation(row.pk, wait=False))
+    return rows
+
+
+def test_submitting_returns_without_waiting_for_the_model(emulator):
+    started = time.monotonic()
+    [row] = submitted(1, latency=3, emulator=emulator)
+    assert time.monotonic() - started < 1.5
+    assert row.status == Status.RUNNING and row.prediction_id
+
+
+def test_one_sweep_follows_many_predictions_with_one_request(emulator):
+    rows = submitted(30, latency=0.2, emulator=emulator)
+    time.sleep(0.3)
+    gets_before = emulator.counts["get"]
+    sweep = poller.poll_once()
+    assert sweep.finished == 30 and sweep.in_flight == 0
+    assert emulator.counts["list"] == 1
+    assert emulator.counts["get"] == gets_before  # the listing carried every state
+    for row in rows:
+        row.refresh_from_db()
+        assert row.status == Status.SUCCEEDED
+    assert not Article.objects.filter(header_image="").exists()
+
+
+def test_the_poller_runs_until_nothing_is_in_flight(emulator):
+    submitted(3, latency=0.3, emulator=emulator)
+    assert poller.run_poller() == 3
+    assert caches["default"].get(poller.LEASE_KEY) is None  # released
+
+
+def test_a_second_poller_leaves_when_the_first_is_alive(emulator, monkeypatch):
+    caches["default"].set(poller.LEASE_KEY, "a-live-poller", timeout=60)  # kept renewed
+    monkeypatch.setattr(poller, "lease_seconds", lambda: 0.5)
+    started = time.monotonic()
+    assert poller.run_poller() == 0
+    assert time.monotonic() - started < 3
+    assert caches["default"].get(poller.LEASE_KEY) == "a-live-poller"
+
+
+def test_a_dead_pollers_lease_is_taken_over(emulator, settings, monkeypatch):
+    submitted(1, latency=0.1, emulator=emulator)
+    caches["default"].set(poller.LEASE_KEY, "dead-poller", timeout=1)
+    monkeypatch.setattr(poller, "lease_seconds", lambda: 1.0)
+    assert poller.run_poller() == 1
+
+
+def test_an_overdue_prediction_is_canceled_and_failed(emulator, settings):
+    [row] = submitted(1, latency=60, emulator=emulator)
+    GeneratedImage.objects.filter(pk=row.pk).update(
+        started_at=timezone.now() - timedelta(seconds=700)
+    )
+    poller.poll_once()
+    row.refresh_from_db()
+    assert (row.status, row.error_code) == (Status.FAILED, "timeout")
+    assert emulator.predictions[row.prediction_id]["status"] == "canceled"
+
+
+def test_a_row_orphaned_while_submitting_is_recovered_by_the_poller(emulator):
+    row = create_generation(None, prompt="a lighthouse")
+    GeneratedImage.objects.filter(pk=row.pk).update(
+        status=Status.RUNNING,
+        started_at=timezone.now() - submit_window() - timedelta(seconds=1),
+        attempts=1,
+    )
+    poller.poll_once()
+    row.refresh_from_db()
+    assert row.prediction_id
+    assert emulator.created_count == 1
+
+
+def test_a_lost_webhook_is_caught_by_the_poller(emulator, settings):
+    settings.NANOBANANA = {**settings.NANOBANANA, "PUBLIC_URL": "https://www.example.com"}
+    emulator.add_fault("webhook_lost")
+    [row] = submitted(1, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    poller.poll_once()
+    row.refresh_from_db()
+    assert row.status == Status.SUCCEEDED
+
+
+def test_the_watchdog_starts_a_poller_only_when_work_is_in_flight(emulator, monkeypatch):
+    started = []
+    monkeypatch.setattr("nanobanana_django.tasks.enqueue_poller", lambda: started.append(1))
+    poller.watchdog()
+    assert started == []
+    submitted(1, latency=30, emulator=emulator)
+    poller.watchdog()
+    assert started == [1]
+
+
+def test_the_watchdog_schedule_exists_after_migrate():
+    from django_q.models import Schedule
+
+    schedule = Schedule.objects.get(name="nanobanana-watchdog")
+    assert schedule.func == "nanobanana_django.tasks.watchdog_task"
+    assert schedule.minutes == 1
