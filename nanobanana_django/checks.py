@@ -135,6 +135,8 @@ def _check_runner() -> list[checks.CheckMessage]:
                     id="nanobanana.E007",
                 )
             )
+    if runner != "immediate":
+        messages.extend(_check_shared_cache())
     if runner != "django_q":
         return messages
     from django.apps import apps
@@ -175,6 +177,44 @@ def _check_runner() -> list[checks.CheckMessage]:
             )
         )
     return messages
+
+
+LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+def _check_shared_cache() -> list[checks.CheckMessage]:
+    """Workers coordinate through the cache: it has to be one they all see."""
+    from django.conf import settings
+
+    try:
+        alias = app_settings.CACHE
+    except ImproperlyConfigured:
+        return []
+    caches_setting = getattr(settings, "CACHES", {}) or {}
+    if alias not in caches_setting and alias != "default":
+        return [
+            checks.Error(
+                f"NANOBANANA['CACHE'] is {alias!r}, which is not an alias in settings.CACHES.",
+                id="nanobanana.E008",
+            )
+        ]
+    backend = caches_setting.get(alias, {}).get(
+        "BACKEND", "django.core.cache.backends.locmem.LocMemCache"
+    )
+    if backend in LOCAL_CACHES:
+        return [
+            checks.Warning(
+                f"The cache {alias!r} ({backend.rsplit('.', 1)[-1]}) is private to each process: "
+                "the create rate limit and the poller's lease will not be shared between workers.",
+                hint="Point NANOBANANA['CACHE'] at a shared cache: Redis, Memcached or "
+                "django.core.cache.backends.db.DatabaseCache (run createcachetable).",
+                id="nanobanana.W003",
+            )
+        ]
+    return []
 
 
 def _longest_generation() -> float:

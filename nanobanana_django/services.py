@@ -226,7 +226,7 @@ def run_generation(
             return
         _finish(row, provider, _wait(row, provider, prediction))
 
-    return _carry_out(row, provider, work)
+    return _carry_out(row, provider, work, sync=wait)
 
 
 def complete_generation(
@@ -256,12 +256,16 @@ def complete_generation(
 
 
 def _carry_out(
-    row: GeneratedImage, provider: Provider | None, work: Callable[[Provider], None]
+    row: GeneratedImage,
+    provider: Provider | None,
+    work: Callable[[Provider], None],
+    *,
+    sync: bool = True,
 ) -> GeneratedImage:
     """Run ``work`` with a provider; every failure ends on the row, readably."""
     owns_provider = provider is None
     try:
-        provider = provider or get_provider(row.provider)
+        provider = provider or get_provider(row.provider, sync=sync)
     except (ImproperlyConfigured, NanoBananaError) as exc:
         _fail(row, exc)
         return row

@@ -39,11 +39,13 @@ def submitted(count, latency, emulator):
     return rows
 
 
-def test_submitting_returns_without_waiting_for_the_model(emulator):
+def test_submitting_returns_without_waiting_for_the_model(emulator, settings):
+    settings.NANOBANANA = {**settings.NANOBANANA, "REPLICATE_WAIT": 60}  # the default
     started = time.monotonic()
     [row] = submitted(1, latency=3, emulator=emulator)
     assert time.monotonic() - started < 1.5
     assert row.status == Status.RUNNING and row.prediction_id
+    assert "prefer" not in emulator.requests[0].headers  # no sync mode in the background
 
 
 def test_one_sweep_follows_many_predictions_with_one_request(emulator):

@@ -234,3 +234,21 @@ def test_django_q_must_be_installed_for_its_runner(settings):
     settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "django_q"]
     use(settings, TASK_RUNNER="django_q")
     assert "nanobanana.E007" in {m.id for m in run_checks(tags=["nanobanana"])}
+
+
+def test_a_per_process_cache_is_warned_about(settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    use(settings, TASK_RUNNER="django_q")
+    assert "nanobanana.W003" in {m.id for m in run_checks(tags=["nanobanana"])}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "cache_table",
+        }
+    }
+    assert "nanobanana.W003" not in {m.id for m in run_checks(tags=["nanobanana"])}
+
+
+def test_an_unknown_cache_alias_is_an_error(settings):
+    use(settings, TASK_RUNNER="django_q", CACHE="shared")
+    assert "nanobanana.E008" in {m.id for m in run_checks(tags=["nanobanana"])}

@@ -10,8 +10,12 @@ from ..ratelimit import CreateRateLimiter
 from .base import GenerationRequest, Prediction, Provider
 
 
-def get_provider(name: str | None = None) -> Provider:
-    """A ready provider for ``name`` (default: ``NANOBANANA["PROVIDER"]``)."""
+def get_provider(name: str | None = None, *, sync: bool = True) -> Provider:
+    """A ready provider for ``name`` (default: ``NANOBANANA["PROVIDER"]``).
+
+    ``sync=False`` is for background workers: creates return at once instead of
+    holding the request open for ``REPLICATE_WAIT`` seconds.
+    """
     name = name or app_settings.PROVIDER
     if name == REPLICATE:
         from .replicate import ReplicateProvider
@@ -19,7 +23,7 @@ def get_provider(name: str | None = None) -> Provider:
         return ReplicateProvider(
             api_token=app_settings.REPLICATE_API_TOKEN,
             base_url=app_settings.REPLICATE_BASE_URL,
-            wait=app_settings.REPLICATE_WAIT,
+            wait=app_settings.REPLICATE_WAIT if sync else 0,
             cancel_after=app_settings.CANCEL_AFTER,
             timeout=app_settings.HTTP_TIMEOUT,
             max_retries=app_settings.MAX_RETRIES,
