@@ -17,20 +17,26 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def demo_environment(tmp_path, **extra):
+    """This machine's environment, less any Replicate account, pointed at a fresh demo."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("REPLICATE_", "DJANGO_SETTINGS_MODULE"))
+    }
+    environment.update(
+        DJANGO_SETTINGS_MODULE="example_project.settings",
+        DEMO_DATABASE=str(tmp_path / "demo.sqlite3"),
+        DEMO_MEDIA_ROOT=str(tmp_path / "media"),
+        **extra,
+    )
+    return environment
+
+
 @pytest.fixture
 def run(tmp_path):
     def run(*args, env=None):
-        environment = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("REPLICATE_", "DJANGO_SETTINGS_MODULE"))
-        }
-        environment.update(
-            DJANGO_SETTINGS_MODULE="example_project.settings",
-            DEMO_DATABASE=str(tmp_path / "demo.sqlite3"),
-            DEMO_MEDIA_ROOT=str(tmp_path / "media"),
-            **(env or {}),
-        )
+        environment = demo_environment(tmp_path, **(env or {}))
         return subprocess.run(
             [sys.executable, "example_project/manage.py", *args],
             cwd=ROOT,
@@ -165,16 +171,7 @@ def free_port():
 
 def test_publishing_in_the_demo_admin_gives_an_image_with_no_further_action(tmp_path):
     port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("REPLICATE_", "DJANGO_SETTINGS_MODULE"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="example_project.settings",
-        DEMO_DATABASE=str(tmp_path / "demo.sqlite3"),
-        DEMO_MEDIA_ROOT=str(tmp_path / "media"),
-    )
+    env = demo_environment(tmp_path)
     demo = subprocess.Popen(
         [sys.executable, "example_project/manage.py", "demo", "--addrport", f"127.0.0.1:{port}"],
         cwd=ROOT,
