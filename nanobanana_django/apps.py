@@ -10,7 +10,10 @@ class NanoBananaConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            webhooks,  # noqa: F401  (registers checks nanobanana.W004, W005)
+        )
         from .publishing import PublishedObjectRouter
         from .tasks import install_watchdog_schedule
 

@@ -177,8 +177,13 @@ def _overdue(started_at: object) -> bool:
     return elapsed > app_settings.GENERATION_TIMEOUT
 
 
+TASK_SECONDS = 30.0
+"""A poller task hands over to a fresh one after this long, so that a cluster asked to
+stop (which waits for running tasks) stops promptly."""
+
+
 def _task_time_budget() -> float:
-    """Stay under django-q2's timeout so the poller task is never killed mid-sweep."""
+    """Short, and under django-q2's timeout so a poller task is never killed mid-sweep."""
     cluster = getattr(settings, "Q_CLUSTER", None) or {}
     timeout = cluster.get("timeout")
-    return max(30.0, float(timeout) - 30.0) if timeout else 300.0
+    return min(TASK_SECONDS, max(1.0, float(timeout) - 5.0)) if timeout else TASK_SECONDS
