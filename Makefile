@@ -49,7 +49,7 @@ test-env:
 
 bench:
 	$(call venv,.venv/demo,$(PYTHON),)
-	.venv/demo/bin/python bench/publish_overhead.py
+	.venv/demo/bin/python bench/run_all.py
 
 lint:
 	$(call venv,.venv/lint,$(PYTHON),ruff)

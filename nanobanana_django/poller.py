@@ -20,6 +20,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
@@ -33,6 +34,7 @@ from .providers import Prediction, get_provider
 logger = logging.getLogger(__name__)
 
 LEASE_KEY = "nanobanana:poller"
+QUEUED_KEY = "nanobanana:poller:queued"
 Status = GeneratedImage.Status
 
 
@@ -56,11 +58,20 @@ def lease_seconds() -> float:
     return max(10.0, 3 * interval() + 5)
 
 
-def ensure_poller() -> None:
-    """Start a poller task unless one holds the lease."""
+def ensure_poller(*, force: bool = False) -> None:
+    """Start a poller task unless one holds the lease or one was queued lately.
+
+    Without the second condition, every submission made before the first poller task
+    starts (a backfill queues hundreds) queues a poller task of its own. A queued task
+    that was lost stops blocking others after a lease's time; ``force`` (the watchdog)
+    does not wait for that.
+    """
     from .tasks import enqueue_poller
 
-    if caches[app_settings.CACHE].get(LEASE_KEY) is None:
+    cache = caches[app_settings.CACHE]
+    if cache.get(LEASE_KEY) is not None:
+        return
+    if cache.add(QUEUED_KEY, 1, timeout=lease_seconds()) or force:
         enqueue_poller()
 
 
@@ -72,7 +83,7 @@ def has_work() -> bool:
 def watchdog() -> None:
     """Start a poller if work is in flight and none is alive (run every minute)."""
     if has_work():
-        ensure_poller()
+        ensure_poller(force=True)
 
 
 def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> int:
@@ -96,28 +107,59 @@ def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> in
             sweep = poll_once()
             finished += sweep.finished
             if not sweep.in_flight and not forever:
-                return finished
+                break
             if max_seconds is not None and time.monotonic() - started > max_seconds:
                 break
-            if cache.get(LEASE_KEY) != token:
+            if _token(cache.get(LEASE_KEY)) != token:
                 return finished  # the lease expired and another poller took over
-            cache.set(LEASE_KEY, token, timeout=lease_seconds())
+            cache.set(LEASE_KEY, _lease_value(token), timeout=lease_seconds())
             time.sleep(interval())
     finally:
-        if cache.get(LEASE_KEY) == token:
+        if _token(cache.get(LEASE_KEY)) == token:
             cache.delete(LEASE_KEY)
-    ensure_poller()  # time is up but predictions remain: a fresh task carries on
+    if has_work():
+        # Time is up, or a prediction was submitted after the last sweep, while our
+        # lease kept its submitter from starting a poller: a fresh task carries on.
+        ensure_poller()
     return finished
 
 
-def _take_lease(cache: object, token: str) -> bool:
+def _take_lease(cache: Any, token: str) -> bool:
+    """Take the lease; wait for it only if its holder looks dead (not renewed lately).
+
+    A live poller renews its lease every sweep, so a task that finds a fresh lease
+    leaves at once instead of holding a worker for a whole lease.
+    """
     deadline = time.monotonic() + lease_seconds() + 1
     while True:
-        if cache.add(LEASE_KEY, token, timeout=lease_seconds()):  # type: ignore[attr-defined]
+        if cache.add(LEASE_KEY, _lease_value(token), timeout=lease_seconds()):
+            cache.delete(QUEUED_KEY)
             return True
+        held = cache.get(LEASE_KEY)
+        if held is not None and time.time() - _renewed_at(held) < interval() + RENEW_GRACE:
+            return False  # a live poller is on the job
         if time.monotonic() > deadline:
             return False  # someone kept renewing it: a live poller is on the job
         time.sleep(min(1.0, interval()))
+
+
+RENEW_GRACE = 5.0
+"""Seconds a sweep may take beyond the interval before its poller counts as stale."""
+
+
+def _lease_value(token: str) -> str:
+    return f"{token} {time.time():.3f}"
+
+
+def _token(value: object) -> str:
+    return str(value).partition(" ")[0]
+
+
+def _renewed_at(value: object) -> float:
+    try:
+        return float(str(value).partition(" ")[2])
+    except ValueError:
+        return 0.0
 
 
 def poll_once() -> Sweep:

@@ -44,6 +44,7 @@ def app_settings(replicate_emulator):
 @pytest.fixture
 def cluster(app_settings, settings, media_root, monkeypatch):
     """Start (and restart) ``qcluster`` processes sharing this test's database and cache."""
+    from django.core.cache import caches
     from django.core.management import call_command
     from django_q.conf import Conf
 
@@ -56,6 +57,7 @@ def cluster(app_settings, settings, media_root, monkeypatch):
         }
     }
     call_command("createcachetable", verbosity=0)
+    caches["default"].clear()  # no lease or rate-limit slot left by an earlier test
     processes = []
 
     def start(workers=1, **overrides):

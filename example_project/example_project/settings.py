@@ -89,7 +89,7 @@ Q_CLUSTER = {
     "retry": 780,
     "max_attempts": 3,
     "ack_failures": False,
-    "poll": 0.5,
+    "poll": 0.1,
 }
 
 # Shared by the web server and the cluster's workers: the create rate limit, the

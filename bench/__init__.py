@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``); figures and how to read them in docs/performance.md."""

@@ -1,0 +1,279 @@
+"""What the benchmarks share: the machine, a temporary project, and its processes.
+
+A benchmark runs in one "orchestrator" process that holds the Replicate emulator (so it
+can read its counters), publishes articles and watches the database; the example
+project's django-q2 cluster and, for webhooks, its web server run as separate
+processes on the same temporary SQLite file, as they would in production. Each child
+gets its own process group, so that stopping it takes its workers too, whatever way
+the benchmark ends (normally, by an error, Ctrl-C or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "example_project"
+
+
+def machine() -> str:
+    """One line naming what the figures were measured on."""
+    import django
+
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = f" ({line.split(':', 1)[1].strip()})"
+                break
+    return (
+        f"Machine: {os.cpu_count()} cores{model}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, Django {django.get_version()}; "
+        f"load average {os.getloadavg()[0]:.2f} at start"
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM and SIGINT raise, so that ``finally`` blocks stop the children.
+
+    SIGINT too: a shell without job control starts background commands with it ignored.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a benchmark's ``main``; Ctrl-C ends it quietly once its children are stopped."""
+    exit_on_sigterm()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\nInterrupted; every process it started has been stopped.", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def setup_django(workdir: Path) -> None:
+    """Point this process at a fresh example project in ``workdir`` and migrate it."""
+    for path in (str(EXAMPLE), str(ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    os.environ["DEMO_DATABASE"] = str(workdir / "bench.sqlite3")
+    os.environ["DEMO_MEDIA_ROOT"] = str(workdir / "media")
+    os.environ["BENCH_LOG_LEVEL"] = "WARNING"  # this process only watches
+    for name in ("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL", "NANOBANANA_PUBLIC_URL"):
+        os.environ.pop(name, None)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)
+
+
+def configure(emulator: Any, *, public_url: str = "", **nanobanana: Any) -> dict[str, Any]:
+    """Point this process's ``NANOBANANA`` at the emulator; returns the overrides."""
+    from django.conf import settings
+
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        **emulator.settings(),
+        "PUBLIC_URL": public_url,
+        "WEBHOOK_SECRET": emulator.webhook_secret,
+        **nanobanana,
+    }
+    return nanobanana
+
+
+def child_env(
+    workdir: Path,
+    emulator: Any,
+    *,
+    public_url: str = "",
+    nanobanana: dict[str, Any] | None = None,
+    q_cluster: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """The environment of a cluster or web process of the project in ``workdir``."""
+    python_path = [str(ROOT), str(EXAMPLE), os.environ.get("PYTHONPATH", "")]
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in python_path if p),
+        "PYTHONUNBUFFERED": "1",
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DEMO_DATABASE": str(workdir / "bench.sqlite3"),
+        "DEMO_MEDIA_ROOT": str(workdir / "media"),
+        "REPLICATE_API_TOKEN": emulator.token,
+        "REPLICATE_BASE_URL": emulator.base_url,
+        "NANOBANANA_PUBLIC_URL": public_url,
+        "REPLICATE_WEBHOOK_SECRET": emulator.webhook_secret,
+        "BENCH_NANOBANANA": json.dumps(nanobanana or {}),
+        "BENCH_Q_CLUSTER": json.dumps(q_cluster or {}),
+        "BENCH_LOG_LEVEL": "INFO",
+    }
+
+
+@contextlib.contextmanager
+def workspace(prefix: str, *, keep: bool = False) -> Iterator[Path]:
+    """A temporary directory for the database, media and logs; ``keep`` leaves it."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"Kept the database and the logs in {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
+    """Poll ``condition`` until it is truthy (returned); TimeoutError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+
+
+class Processes:
+    """Child processes of one benchmark, each in its own process group, with a log file."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for name in list(self.running):
+            self.stop(name)
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        process = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopping it stops its workers
+        )
+        self.running[name], self._logs[name] = process, log
+        return process
+
+    def stop(self, name: str) -> None:
+        """Kill the whole group: the cluster's workers die with it, mid-task or not."""
+        process = self.running.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        self._logs.pop(name).close()
+
+    def check(self, name: str) -> None:
+        """Fail loudly, with the end of its log, if ``name`` has died."""
+        process = self.running[name]
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{name} exited with status {process.returncode}:\n{self.tail(name)}"
+            )
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        path = self.logdir / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def start_cluster(self, env: dict[str, str], name: str = "cluster") -> None:
+        """``qcluster``, returning once it has run a task (so start-up is not measured)."""
+        from django_q.tasks import async_task, result
+
+        self.start(name, ["-m", "django", "qcluster"], env)
+        task_id = async_task("bench.tasks.ping")
+
+        def ready() -> bool:
+            self.check(name)
+            return result(task_id) == "pong"
+
+        wait_for(ready, 60, "the django-q2 cluster to start", every=0.1)
+
+    def start_web(self, env: dict[str, str], port: int, name: str = "web") -> None:
+        """The example project's ``runserver`` on 127.0.0.1:``port``, once it answers."""
+        import httpx
+
+        self.start(name, ["-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"], env)
+
+        def answers() -> bool:
+            self.check(name)
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/nanobanana/webhooks/replicate/", timeout=1)
+            except httpx.TransportError:
+                return False
+            return True
+
+        wait_for(answers, 60, "the web server to start", every=0.1)
+
+
+def reset_shared_state() -> None:
+    """Forget queued tasks and the shared cache (the poller's lease, rate-limit slots).
+
+    Between two clusters of one benchmark: a poller killed with its cluster leaves its
+    lease behind, and the next cluster would wait for it to expire.
+    """
+    from django.core.cache import caches
+    from django_q.models import OrmQ
+
+    from nanobanana_django.conf import app_settings
+
+    OrmQ.objects.all().delete()
+    caches[app_settings.CACHE].clear()
+
+
+@contextlib.contextmanager
+def emulator_running(**attributes: Any) -> Iterator[Any]:
+    """A Replicate emulator on 127.0.0.1 with ``attributes`` set, stopped afterwards."""
+    from nanobanana_django.testing import ReplicateEmulator
+
+    emulator = ReplicateEmulator()
+    for key, value in attributes.items():
+        setattr(emulator, key, value)
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
