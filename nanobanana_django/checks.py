@@ -14,13 +14,29 @@ from .specs import MODEL_SPECS, validate_input
 TAG = "nanobanana"
 
 
+# Checked with their own ids below, or by another check function.
+_CHECKED_ELSEWHERE = {"PROVIDER", "MODEL", "STORAGE", "MODELS", "DEFAULT_INPUT", "PUBLIC_URL"}
+
+
 @checks.register(TAG)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    messages: list[checks.CheckMessage] = []
+    try:
+        messages: list[checks.CheckMessage] = [
+            checks.Error(str(exc), id="nanobanana.E001") for exc in app_settings.unknown_keys()
+        ]
+    except ImproperlyConfigured as exc:  # NANOBANANA is not a dict
+        return [checks.Error(str(exc), id="nanobanana.E001")]
+    for key in app_settings.keys():
+        if key in _CHECKED_ELSEWHERE:
+            continue
+        try:
+            getattr(app_settings, key)
+        except ImproperlyConfigured as exc:
+            messages.append(checks.Error(str(exc), id="nanobanana.E001"))
     try:
         provider = app_settings.PROVIDER
     except ImproperlyConfigured as exc:
-        return [checks.Error(str(exc), id="nanobanana.E001")]
+        return [*messages, checks.Error(str(exc), id="nanobanana.E001")]
 
     if provider == REPLICATE and not app_settings.REPLICATE_API_TOKEN:
         messages.append(
@@ -29,14 +45,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 hint="Set the REPLICATE_API_TOKEN environment variable or "
                 "NANOBANANA['REPLICATE_API_TOKEN'], or use the 'placeholder' provider.",
                 id="nanobanana.E002",
-            )
-        )
-    if provider == PLACEHOLDER:
-        messages.append(
-            checks.Info(
-                "Header images are offline placeholders: no Replicate API token is configured.",
-                hint="Set REPLICATE_API_TOKEN to generate real images with Nano Banana 2.",
-                id="nanobanana.I001",
             )
         )
 
@@ -69,26 +77,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         )
         model = None
 
-    for key in (
-        "TASK_RUNNER",
-        "ADAPTER",
-        "PROMPT_TEMPLATE",
-        "REPLICATE_BASE_URL",
-        "REPLICATE_WAIT",
-        "CANCEL_AFTER",
-        "POLL_INTERVAL",
-        "GENERATION_TIMEOUT",
-        "HTTP_TIMEOUT",
-        "MAX_RETRIES",
-        "UPLOAD_TO",
-        "MAX_IMAGE_BYTES",
-        "MAX_IMAGE_PIXELS",
-    ):
-        try:
-            getattr(app_settings, key)
-        except ImproperlyConfigured as exc:
-            messages.append(checks.Error(str(exc), id="nanobanana.E001"))
-
     if model is not None:
         try:
             validate_input(model, "check", app_settings.DEFAULT_INPUT)
@@ -114,7 +102,15 @@ def _check_runner() -> list[checks.CheckMessage]:
 
     messages: list[checks.CheckMessage] = []
     try:
-        get_adapter()
+        app_settings.ADAPTER
+    except ImproperlyConfigured:
+        pass  # reported as E001 by check_settings
+    else:
+        try:
+            get_adapter()
+        except ImproperlyConfigured as exc:
+            messages.append(checks.Error(str(exc), id="nanobanana.E001"))
+    try:
         if app_settings.PROMPT_TEMPLATE:
             compile_template(app_settings.PROMPT_TEMPLATE)
         runner = app_settings.TASK_RUNNER
@@ -153,16 +149,19 @@ def _check_runner() -> list[checks.CheckMessage]:
     cluster = getattr(settings, "Q_CLUSTER", {}) or {}
     if cluster.get("sync"):
         return messages
-    needed = _longest_generation()
+    needed = longest_task()
     timeout = cluster.get("timeout")
     retry = cluster.get("retry", 60)
     if timeout is None or timeout < needed:
         messages.append(
             checks.Warning(
-                f"Q_CLUSTER['timeout'] is {timeout!r}: a generation can take up to {needed:.0f} s "
-                "and the worker running it would be killed first.",
-                hint=f"Set Q_CLUSTER['timeout'] to at least {needed:.0f} (GENERATION_TIMEOUT plus "
-                "the submit and download time), or lower NANOBANANA['GENERATION_TIMEOUT'].",
+                f"Q_CLUSTER['timeout'] is {timeout!r}: one of our tasks can take up to "
+                f"{needed:.0f} s and the worker running it would be killed first. Workers never "
+                "wait for the model, but a task may wait out the provider's rate limit "
+                "(NANOBANANA['THROTTLE_TIMEOUT']) before its create request, and each request "
+                "may take NANOBANANA['HTTP_TIMEOUT'].",
+                hint=f"Set Q_CLUSTER['timeout'] to at least {needed:.0f} and 'retry' a little "
+                "above it, or lower NANOBANANA['THROTTLE_TIMEOUT'].",
                 id="nanobanana.W001",
             )
         )
@@ -217,13 +216,10 @@ def _check_shared_cache() -> list[checks.CheckMessage]:
     return []
 
 
-def _longest_generation() -> float:
-    """Seconds one task may need: submit, wait, download, store."""
-    return (
-        app_settings.REPLICATE_WAIT
-        + app_settings.GENERATION_TIMEOUT
-        + 2 * app_settings.HTTP_TIMEOUT
-    )
+def longest_task() -> float:
+    """Seconds one background task may need: waiting out 429s before its create (workers
+    never wait for the model), then the create, a download and storing."""
+    return app_settings.THROTTLE_TIMEOUT + 3 * app_settings.HTTP_TIMEOUT
 
 
 def _check_content_models(model: str | None) -> list[checks.CheckMessage]:
@@ -259,3 +255,175 @@ def _messages(exc: Exception) -> str:
     if message_dict:
         return " ".join(f"{k}: {' '.join(v)}" for k, v in message_dict.items())
     return str(exc)
+
+
+@checks.register(TAG, deploy=True)
+def check_placeholder_in_deployment(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Placeholders are the right default for development; say so only before deploying
+    (``check --deploy``), not on every ``manage.py`` command."""
+    try:
+        provider = app_settings.PROVIDER
+    except ImproperlyConfigured:
+        return []
+    if provider != PLACEHOLDER:
+        return []
+    return [
+        checks.Info(
+            "Header images are offline placeholders: no Replicate API token is configured.",
+            hint="Set REPLICATE_API_TOKEN to generate real images with Nano Banana 2.",
+            id="nanobanana.I001",
+        )
+    ]
+
+
+@checks.register(TAG)
+def check_sqlite_concurrency(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """SQLite with separate worker processes needs IMMEDIATE transactions and a lock wait."""
+    from django.db import router
+
+    from .models import GeneratedImage
+
+    try:
+        runner = app_settings.TASK_RUNNER
+    except ImproperlyConfigured:
+        return []
+    if runner == "immediate":
+        return []  # one process does everything
+    alias = router.db_for_write(GeneratedImage)
+    fix = sqlite_locking_fix(alias)
+    if fix is None:
+        return []
+    return [
+        checks.Warning(
+            f"The database {alias!r} is SQLite with Django's default locking: the task workers "
+            "(manage.py qcluster), the web process and backfills write at the same time, and "
+            "SQLite answers 'database is locked' instead of waiting.",
+            hint=fix,
+            id="nanobanana.W006",
+        )
+    ]
+
+
+def sqlite_locking_fix(alias: str) -> str | None:
+    """What to set so that processes sharing SQLite database ``alias`` wait for each other,
+    or ``None`` when it is not SQLite or already set.
+
+    Django's default (deferred) transactions turn a read into a write mid-transaction;
+    when another process holds the write lock, SQLite answers "database is locked" at
+    once instead of waiting. IMMEDIATE transactions (Django 5.1+) take the lock first
+    and wait up to ``timeout`` seconds for it.
+    """
+    import django
+    from django.db import connections
+
+    connection = connections[alias]
+    if connection.vendor != "sqlite":
+        return None
+    options = connection.settings_dict.get("OPTIONS") or {}
+    timeout = options.get("timeout", 5)
+    immediate = str(options.get("transaction_mode", "")).upper() == "IMMEDIATE"
+    if django.VERSION >= (5, 1):
+        if immediate and timeout >= 20:
+            return None
+        return (
+            f'Set DATABASES[{alias!r}]["OPTIONS"] = {{"transaction_mode": "IMMEDIATE", '
+            '"timeout": 20}, or use PostgreSQL.'
+        )
+    if timeout >= 20:
+        return None
+    return (
+        f'Set DATABASES[{alias!r}]["OPTIONS"] = {{"timeout": 20}}; for backfills while workers '
+        "run, use PostgreSQL (SQLite transactions can be made IMMEDIATE from Django 5.1)."
+    )
+
+
+@checks.register(TAG)
+def check_cache_table(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A ``DatabaseCache`` needs ``createcachetable``; without it every generation fails.
+
+    A warning, not an error, so that ``migrate`` still runs first. Only reads the list of
+    tables, and says nothing when the database cannot be reached.
+    """
+    from django.core.cache import caches
+    from django.core.cache.backends.db import DatabaseCache
+    from django.db import connections, router
+
+    try:
+        alias = app_settings.CACHE
+        cache = caches[alias]
+    except Exception:
+        return []  # an unknown alias is E008
+    if not isinstance(cache, DatabaseCache):
+        return []
+    db = router.db_for_write(cache.cache_model_class)
+    try:
+        with connections[db].cursor() as cursor:
+            tables = connections[db].introspection.table_names(cursor)
+    except Exception:
+        return []  # no database yet: nothing we can say
+    if cache._table in tables:
+        return []
+    return [
+        checks.Warning(
+            f"The cache {alias!r} (NANOBANANA['CACHE']) is a DatabaseCache whose table "
+            f"{cache._table!r} does not exist: every generation would fail.",
+            hint="Run: python manage.py createcachetable",
+            id="nanobanana.W007",
+        )
+    ]
+
+
+@checks.register(TAG)
+def check_media_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Images stored on local disk need MEDIA_ROOT and a MEDIA_URL of their own."""
+    from django.conf import settings
+    from django.core.files.storage import FileSystemStorage
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        storage = storages[app_settings.STORAGE]
+        upload_to = app_settings.UPLOAD_TO
+    except Exception:
+        return []  # E001/E003
+    if not isinstance(storage, FileSystemStorage):
+        return []
+    messages: list[checks.CheckMessage] = []
+    if not storage.base_location:
+        messages.append(
+            checks.Error(
+                f"Images are stored with FileSystemStorage (STORAGES[{app_settings.STORAGE!r}]) "
+                "but MEDIA_ROOT is not set, so each process would write them relative to its "
+                "own working directory.",
+                hint='Set MEDIA_ROOT to an absolute folder, e.g. MEDIA_ROOT = BASE_DIR / "media", '
+                'and MEDIA_URL = "/media/" (or give the storage a "location" option).',
+                id="nanobanana.E009",
+            )
+        )
+    base_url = storage.base_url or ""
+    sample = storage.url(f"{upload_to}/2026/01/image.jpg") if base_url else ""
+    try:
+        webhook = reverse("nanobanana:replicate-webhook")
+    except NoReverseMatch:
+        webhook = ""
+    except Exception:
+        webhook = ""  # a broken URLconf is reported by Django's own checks
+    mount = webhook[: -len("webhooks/replicate/")] if webhook.endswith("webhooks/replicate/") else ""
+    collides = bool(mount) and sample.startswith(mount)
+    if collides or base_url in ("", "/") or not base_url.startswith(("/", "http://", "https://")):
+        messages.append(
+            checks.Warning(
+                f"MEDIA_URL is {settings.MEDIA_URL!r}: image URLs would be "
+                + (
+                    f"{sample!r}, inside the URLs of nanobanana_django.urls ({mount!r})."
+                    if collides
+                    else f"{sample or 'relative'!r}, not under a media prefix of their own."
+                ),
+                hint='Set MEDIA_URL = "/media/" (and serve it: in development with '
+                "django.conf.urls.static.static(settings.MEDIA_URL, "
+                "document_root=settings.MEDIA_ROOT)).",
+                id="nanobanana.W008",
+            )
+        )
+    return messages

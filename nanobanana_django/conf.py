@@ -7,6 +7,7 @@ property documents its default; ``docs/settings.md`` lists them all.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -54,6 +55,30 @@ class AppSettings:
                 f"settings.{SETTINGS_NAME} must be a dict, not {type(value).__name__}."
             )
         return value
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """Every key of ``NANOBANANA`` this app reads: the upper-case properties."""
+        return tuple(
+            name for name, value in vars(cls).items() if isinstance(value, property) and name.isupper()
+        )
+
+    def unknown_keys(self) -> list[ImproperlyConfigured]:
+        """An error for each key of ``NANOBANANA`` that no setting reads (a typo is never
+        silent), with the closest known key as the fix."""
+        known = self.keys()
+        errors = []
+        for key in self._all():
+            if key in known:
+                continue
+            close = difflib.get_close_matches(str(key).upper(), known, n=1, cutoff=0.6)
+            fix = f"Did you mean {close[0]!r}?" if close else "Remove it."
+            errors.append(
+                self._error(
+                    str(key), "is not a setting of nanobanana_django", f"{fix} See docs/settings.md."
+                )
+            )
+        return errors
 
     def _get(self, key: str, default: Any = None) -> Any:
         return self._all().get(key, default)

@@ -144,3 +144,24 @@ def test_ctrl_c_stops_after_the_current_object_and_leaves_nothing_half_done(
 def test_limit_must_be_positive():
     with pytest.raises(CommandError, match="--limit"):
         generate("--limit", "0")
+
+
+def test_a_locked_sqlite_database_ends_with_the_setting_to_change(monkeypatch, settings):
+    """Before: a traceback. SQLite says "database is locked" when workers write at once."""
+    from django.db import OperationalError, connections
+
+    from nanobanana_django.management.commands import nanobanana_generate
+
+    def locked(*args, **kwargs):
+        raise OperationalError("database is locked")
+
+    Article.objects.create(title="Backfill me")
+    monkeypatch.setattr(nanobanana_generate, "queue_generation", locked)
+    options = connections["default"].settings_dict["OPTIONS"]
+    monkeypatch.setitem(connections["default"].settings_dict, "OPTIONS", {})
+    with pytest.raises(CommandError) as excinfo:
+        generate("--no-wait")
+    message = str(excinfo.value)
+    assert "database is locked" in message and "DATABASES['default']" in message
+    assert "--missing-only" in message
+    assert options  # restored by monkeypatch

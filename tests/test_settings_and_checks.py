@@ -26,7 +26,9 @@ def test_without_a_token_the_placeholder_is_the_default(settings, monkeypatch):
     monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
     settings.NANOBANANA = {}
     assert app_settings.PROVIDER == "placeholder"
-    assert "nanobanana.I001" in check_ids(settings)
+    # Said before deploying, not on every manage.py command (migrate, shell, runserver).
+    assert "nanobanana.I001" not in check_ids(settings)
+    assert "nanobanana.I001" in {m.id for m in run_checks(tags=["nanobanana"], include_deployment_checks=True)}
 
 
 def test_the_base_url_defaults_to_the_environment_then_replicate(settings, monkeypatch):
@@ -126,3 +128,114 @@ def test_check_misconfigured_content_models_name_the_model_and_field(settings, m
 def test_the_shipped_test_settings_pass_the_checks(settings):
     errors = [m for m in run_checks(tags=["nanobanana"]) if m.is_serious()]
     assert errors == []
+
+
+def messages_with(settings, check_id, **kwargs):
+    return [m for m in run_checks(tags=["nanobanana"], **kwargs) if m.id == check_id]
+
+
+def test_a_misspelt_top_level_key_is_an_error_that_suggests_the_right_one(settings):
+    configure(settings, MODLES={"testapp.Article": {}})
+    [message] = messages_with(settings, "nanobanana.E001")
+    assert "NANOBANANA['MODLES']" in message.msg
+    assert "Did you mean 'MODELS'?" in message.msg
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("RATE_LIMIT", "600"),
+        ("THROTTLE_TIMEOUT", -1),
+        ("POLL_INTERVAL", "fast"),
+        ("WEBHOOK_POLL_INTERVAL", "30s"),
+        ("MAX_RETRIES", 2.5),
+        ("CACHE", ""),
+        ("UPLOAD_TO", 3),
+    ],
+)
+def test_every_setting_is_checked(settings, key, value):
+    configure(settings, **{key: value})
+    messages = messages_with(settings, "nanobanana.E001")
+    assert any(f"NANOBANANA['{key}']" in m.msg for m in messages), messages
+
+
+def test_an_adapter_that_cannot_be_imported_is_reported(settings):
+    configure(settings, ADAPTER="myproject.adapters.Missing")
+    messages = messages_with(settings, "nanobanana.E001")
+    assert any("cannot be imported" in m.msg for m in messages)
+
+
+def test_w001_advice_is_about_tasks_that_submit_and_return(settings):
+    settings.Q_CLUSTER = {"name": "t", "orm": "default", "timeout": 60, "retry": 90}
+    configure(settings, TASK_RUNNER="django_q")
+    [warning] = messages_with(settings, "nanobanana.W001")
+    assert "never wait for the model" in warning.msg
+    assert "THROTTLE_TIMEOUT" in warning.hint and "GENERATION_TIMEOUT" not in warning.hint
+    settings.Q_CLUSTER["timeout"], settings.Q_CLUSTER["retry"] = 700, 760
+    assert not messages_with(settings, "nanobanana.W001")
+
+
+def sqlite_options(settings, options):
+    from django.db import connections
+
+    connections["default"].settings_dict["OPTIONS"] = options
+
+
+@pytest.fixture
+def restore_database_options():
+    from django.db import connections
+
+    saved = dict(connections["default"].settings_dict["OPTIONS"])
+    yield
+    connections["default"].settings_dict["OPTIONS"] = saved
+
+
+def test_default_sqlite_settings_with_workers_are_warned_with_the_exact_fix(
+    settings, restore_database_options
+):
+    import django
+
+    configure(settings, TASK_RUNNER="django_q")
+    sqlite_options(settings, {})
+    [warning] = messages_with(settings, "nanobanana.W006")
+    assert "database is locked" in warning.msg
+    expected = '"transaction_mode": "IMMEDIATE"' if django.VERSION >= (5, 1) else '"timeout": 20'
+    assert expected in warning.hint
+    sqlite_options(
+        settings,
+        {"transaction_mode": "IMMEDIATE", "timeout": 20} if django.VERSION >= (5, 1) else {"timeout": 20},
+    )
+    assert not messages_with(settings, "nanobanana.W006")
+    sqlite_options(settings, {})
+    configure(settings, TASK_RUNNER="immediate")  # one process: no contention
+    assert not messages_with(settings, "nanobanana.W006")
+
+
+@pytest.mark.django_db
+def test_a_database_cache_without_its_table_is_reported(settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "never_created_cache_table",
+        }
+    }
+    [warning] = messages_with(settings, "nanobanana.W007")
+    assert "never_created_cache_table" in warning.msg
+    assert warning.hint == "Run: python manage.py createcachetable"
+
+
+def test_images_on_local_disk_need_media_root(settings):
+    settings.MEDIA_ROOT = ""
+    [error] = messages_with(settings, "nanobanana.E009")
+    assert "MEDIA_ROOT" in error.msg and "working directory" in error.msg
+    assert "MEDIA_ROOT = BASE_DIR" in error.hint
+
+
+@pytest.mark.parametrize("media_url", ["", "/"])
+def test_a_media_url_that_would_collide_with_the_webhook_mount_is_reported(settings, media_url):
+    settings.MEDIA_URL = media_url  # Django's default is ""
+    [warning] = messages_with(settings, "nanobanana.W008")
+    assert "/nanobanana/2026/01/image.jpg" in warning.msg
+    assert 'MEDIA_URL = "/media/"' in warning.hint
+    settings.MEDIA_URL = "/media/"
+    assert not messages_with(settings, "nanobanana.W008")

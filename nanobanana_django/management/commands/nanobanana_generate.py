@@ -11,9 +11,10 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError, models, transaction
+from django.db import DatabaseError, OperationalError, models, router, transaction
 from django.db.models import Count, Q
 
+from ...checks import sqlite_locking_fix
 from ...models import GeneratedImage
 from ...registry import ContentConfig, get_config
 from ...services import (
@@ -74,12 +75,23 @@ class Command(BaseCommand):
             raise CommandError("--limit must be at least 1.")
 
         queryset = self.select(config, options)
-        if options["dry_run"]:
-            self.dry_run(config, queryset, options)
-        elif options["sync"]:
-            self.generate_here(config, queryset, options)
-        else:
-            self.queue(config, queryset, options)
+        try:
+            if options["dry_run"]:
+                self.dry_run(config, queryset, options)
+            elif options["sync"]:
+                self.generate_here(config, queryset, options)
+            else:
+                self.queue(config, queryset, options)
+        except OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            alias = router.db_for_write(GeneratedImage)
+            fix = sqlite_locking_fix(alias) or "Stop other processes writing to it, or wait."
+            raise CommandError(
+                f"The database {alias!r} answered 'database is locked': another process (the "
+                f"task workers, the web server) was writing at the same time. {fix} What was "
+                "queued stays queued; run the command again with --missing-only to go on."
+            ) from None
 
     # Choosing objects --------------------------------------------------------------------
 
