@@ -118,6 +118,12 @@ class ImageTooLarge(InvalidImage):
     code = "image_too_large"
 
 
+class CacheUnavailable(NanoBananaError):
+    """The shared cache (``NANOBANANA["CACHE"]``) failed; nothing was sent."""
+
+    code = "cache_unavailable"
+
+
 def describe(exc: BaseException) -> dict[str, Any]:
     """The ``error_code`` and ``error_message`` to record for any exception."""
     if isinstance(exc, NanoBananaError):

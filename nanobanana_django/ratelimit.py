@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.core.cache import caches
 
 from .conf import app_settings
+from .exceptions import CacheUnavailable
 
 SLOT_KEY = "nanobanana:create-slot:{}"
 HINT_KEY = "nanobanana:create-slot:next"
@@ -39,6 +41,7 @@ class CreateRateLimiter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.slot_seconds = 60.0 / per_minute * MARGIN
+        self.cache_alias = cache_alias
         self.cache = caches[cache_alias]
         self._clock = clock
         self._sleep = sleep
@@ -50,7 +53,18 @@ class CreateRateLimiter:
         return cls(app_settings.RATE_LIMIT, app_settings.CACHE)
 
     def acquire(self) -> float:
-        """Reserve the next free slot and sleep until it starts; returns the wait."""
+        """Reserve the next free slot and sleep until it starts; returns the wait.
+
+        Raises :class:`CacheUnavailable` (before anything is sent) when the cache fails.
+        """
+        with self._cache_errors():
+            slot = self._reserve()
+        wait = max(0.0, slot * self.slot_seconds - self._clock())
+        if wait:
+            self._sleep(wait)
+        return wait
+
+    def _reserve(self) -> int:
         now = self._clock()
         paused_until = self.cache.get(PAUSE_KEY) or 0.0
         first = math.ceil(max(now, paused_until) / self.slot_seconds)
@@ -67,16 +81,33 @@ class CreateRateLimiter:
         else:  # pragma: no cover - a hundred thousand creates queued ahead of us
             raise RuntimeError("no free create slot found")
         self.cache.set(HINT_KEY, slot + 1, timeout=120)
-        wait = max(0.0, slot * self.slot_seconds - self._clock())
-        if wait:
-            self._sleep(wait)
-        return wait
+        return slot
 
     def pause(self, seconds: float) -> None:
         """The provider said 429: nobody creates for ``seconds``."""
         until = self._clock() + seconds
-        if until > (self.cache.get(PAUSE_KEY) or 0.0):
-            self.cache.set(PAUSE_KEY, until, timeout=max(1, math.ceil(seconds) + 1))
+        with self._cache_errors():
+            if until > (self.cache.get(PAUSE_KEY) or 0.0):
+                self.cache.set(PAUSE_KEY, until, timeout=max(1, math.ceil(seconds) + 1))
+
+    @contextmanager
+    def _cache_errors(self) -> Iterator[None]:
+        """A broken cache (a DatabaseCache never created, Redis down) ends the generation
+        with a message that says which cache and what to do, not a raw database error."""
+        try:
+            yield
+        except Exception as exc:
+            backend = type(self.cache).__name__
+            fix = (
+                "Run: python manage.py createcachetable"
+                if backend == "DatabaseCache"
+                else "Check that the cache server is running and reachable"
+            )
+            raise CacheUnavailable(
+                f"The shared cache {self.cache_alias!r} (NANOBANANA['CACHE'], {backend}) failed "
+                f"while reserving a slot under the create rate limit ({type(exc).__name__}), so "
+                f"nothing was sent to the provider. {fix}, then retry."
+            ) from None
 
     def _keep_for(self, slot: int, now: float) -> int:
         """Keep a reservation until its slot is well past."""

@@ -73,3 +73,28 @@ def test_throttled_creates_are_waited_out_and_never_billed_twice(replicate_emula
     assert replicate_emulator.created_count == 5
     assert replicate_emulator.counts["create_rejected"] >= 1  # we were throttled
     assert replicate_emulator.max_creates_in_window(1.0) <= 2
+
+
+@pytest.mark.django_db
+def test_a_database_cache_without_its_table_fails_the_row_readably(replicate_emulator, settings):
+    """Before: a raw OperationalError, and the row left running so a retry was refused."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "never_created_cache_table",
+        }
+    }
+    settings.NANOBANANA = {**settings.NANOBANANA, **replicate_emulator.settings()}
+    from tests.testapp.models import Article
+
+    article = Article.objects.create(title="Cache-less")
+    from nanobanana_django.services import generate_for
+
+    row = generate_for(article)  # does not raise
+
+    assert row.status == GeneratedImage.Status.FAILED
+    assert row.error_code == "cache_unavailable"
+    assert "createcachetable" in row.error_message and "'default'" in row.error_message
+    assert replicate_emulator.created_count == 0  # nothing was sent
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert generate_for(article).status == GeneratedImage.Status.SUCCEEDED  # not "in progress"
