@@ -141,6 +141,23 @@ def find_config(label: str) -> ContentConfig | None:
     return _configs().get(label.lower())
 
 
+def config_for_stored(model: type[models.Model]) -> ContentConfig:
+    """The registration a generation row of ``model`` was made under.
+
+    Rows point at the concrete model (that is what a content type stores), so a proxy
+    registered on its own is found through the model it stands for; the concrete
+    model's own registration, if any, comes first.
+    """
+    config = find_config(model._meta.label)
+    if config is not None:
+        return config
+    concrete = model._meta.concrete_model
+    for candidate in _configs().values():
+        if candidate.model._meta.proxy and candidate.model._meta.concrete_model is concrete:
+            return candidate
+    return get_config(model)  # raises, naming the fix
+
+
 def registered_configs() -> list[ContentConfig]:
     return list(_configs().values())
 

@@ -47,7 +47,7 @@ from .images import inspect
 from .models import GeneratedImage
 from .providers import GenerationRequest, Prediction, Provider, get_provider
 from .providers.base import ABORTED, CANCELED, FAILED
-from .registry import ContentConfig, get_config
+from .registry import ContentConfig, config_for_stored, get_config
 from .signals import image_generated, image_generation_failed
 from .specs import validate_input
 from .storage import configured_storage
@@ -333,7 +333,7 @@ def attach(row: GeneratedImage, *, overwrite: bool | None = None) -> bool:
     model = row.content_type.model_class()
     if model is None:
         raise ImproperlyConfigured(f"The model of generation {row.pk} is no longer installed.")
-    config = get_config(model)
+    config = config_for_stored(model)
     field_name = row.target_field or config.image_field
     model_field = model._meta.get_field(field_name)
 
@@ -641,7 +641,7 @@ def _title_for(row: GeneratedImage) -> str:
     if obj is None:
         return ""
     try:
-        return get_config(obj).title_of(obj)
+        return config_for_stored(type(obj)).title_of(obj)
     except ImproperlyConfigured:
         return ""
 

@@ -19,7 +19,7 @@ from nanobanana_django.services import (
     generate_image,
     run_generation,
 )
-from tests.testapp.models import Article, Page, Poster
+from tests.testapp.models import Article, FeaturedArticle, Page, Poster
 
 pytestmark = pytest.mark.django_db
 
@@ -260,3 +260,31 @@ def test_an_image_that_cannot_be_attached_is_kept_on_the_row(settings):
     assert row.status == GeneratedImage.Status.SUCCEEDED
     assert row.image
     assert not Article.objects.get().header_image
+
+
+def test_a_proxy_model_registered_on_its_own_gets_its_image_attached(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.NANOBANANA = {
+        "PROVIDER": "placeholder",
+        "TASK_RUNNER": "immediate",
+        "MODELS": {
+            "testapp.FeaturedArticle": {
+                "title_field": "title",
+                "image_field": "header_image",
+                "publish": {"field": "status", "values": ["published"]},
+            }
+        },
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        article = FeaturedArticle.objects.create(title="Featured: spring", status="published")
+
+    row = GeneratedImage.objects.get()
+    assert row.status == GeneratedImage.Status.SUCCEEDED
+    article.refresh_from_db()
+    assert article.header_image.name == row.image.name
+    assert "Featured: spring" in row.prompt
+
+    again = generate_for(article, overwrite=True)
+    article.refresh_from_db()
+    assert article.header_image.name == again.image.name != row.image.name

@@ -32,3 +32,10 @@ class Poster(models.Model):
 
     name = models.CharField(max_length=200)
     picture = models.ImageField(storage=other_storage, blank=True)
+
+
+class FeaturedArticle(Article):
+    """A proxy registered on its own (the concrete Article may not be)."""
+
+    class Meta:
+        proxy = True
