@@ -26,7 +26,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         ]
     except ImproperlyConfigured as exc:  # NANOBANANA is not a dict
         return [checks.Error(str(exc), id="nanobanana.E001")]
-    for key in app_settings.keys():
+    for key in app_settings.names():
         if key in _CHECKED_ELSEWHERE:
             continue
         try:
@@ -102,13 +102,13 @@ def _check_runner() -> list[checks.CheckMessage]:
 
     messages: list[checks.CheckMessage] = []
     try:
-        app_settings.ADAPTER
+        adapter_path = app_settings.ADAPTER
     except ImproperlyConfigured:
-        pass  # reported as E001 by check_settings
-    else:
+        adapter_path = None  # reported by check_settings
+    if adapter_path is not None:
         try:
             get_adapter()
-        except ImproperlyConfigured as exc:
+        except ImproperlyConfigured as exc:  # cannot be imported, or not an adapter
             messages.append(checks.Error(str(exc), id="nanobanana.E001"))
     try:
         if app_settings.PROMPT_TEMPLATE:
@@ -409,7 +409,9 @@ def check_media_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.
         webhook = ""
     except Exception:
         webhook = ""  # a broken URLconf is reported by Django's own checks
-    mount = webhook[: -len("webhooks/replicate/")] if webhook.endswith("webhooks/replicate/") else ""
+    mount = (
+        webhook[: -len("webhooks/replicate/")] if webhook.endswith("webhooks/replicate/") else ""
+    )
     collides = bool(mount) and sample.startswith(mount)
     if collides or base_url in ("", "/") or not base_url.startswith(("/", "http://", "https://")):
         messages.append(

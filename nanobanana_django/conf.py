@@ -57,16 +57,18 @@ class AppSettings:
         return value
 
     @classmethod
-    def keys(cls) -> tuple[str, ...]:
+    def names(cls) -> tuple[str, ...]:
         """Every key of ``NANOBANANA`` this app reads: the upper-case properties."""
         return tuple(
-            name for name, value in vars(cls).items() if isinstance(value, property) and name.isupper()
+            name
+            for name, value in vars(cls).items()
+            if isinstance(value, property) and name.isupper()
         )
 
     def unknown_keys(self) -> list[ImproperlyConfigured]:
         """An error for each key of ``NANOBANANA`` that no setting reads (a typo is never
         silent), with the closest known key as the fix."""
-        known = self.keys()
+        known = self.names()
         errors = []
         for key in self._all():
             if key in known:
@@ -75,7 +77,9 @@ class AppSettings:
             fix = f"Did you mean {close[0]!r}?" if close else "Remove it."
             errors.append(
                 self._error(
-                    str(key), "is not a setting of nanobanana_django", f"{fix} See docs/settings.md."
+                    str(key),
+                    "is not a setting of nanobanana_django",
+                    f"{fix} See docs/settings.md.",
                 )
             )
         return errors

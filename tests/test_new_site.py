@@ -33,7 +33,7 @@ def readme_blocks():
 
 
 def block_starting_with(first_line):
-    for language, body in readme_blocks():
+    for _language, body in readme_blocks():
         if body.startswith(first_line):
             return body
     raise AssertionError(f"README's install section has no block starting {first_line!r}")

@@ -28,7 +28,9 @@ def test_without_a_token_the_placeholder_is_the_default(settings, monkeypatch):
     assert app_settings.PROVIDER == "placeholder"
     # Said before deploying, not on every manage.py command (migrate, shell, runserver).
     assert "nanobanana.I001" not in check_ids(settings)
-    assert "nanobanana.I001" in {m.id for m in run_checks(tags=["nanobanana"], include_deployment_checks=True)}
+    assert "nanobanana.I001" in {
+        m.id for m in run_checks(tags=["nanobanana"], include_deployment_checks=True)
+    }
 
 
 def test_the_base_url_defaults_to_the_environment_then_replicate(settings, monkeypatch):
@@ -203,7 +205,9 @@ def test_default_sqlite_settings_with_workers_are_warned_with_the_exact_fix(
     assert expected in warning.hint
     sqlite_options(
         settings,
-        {"transaction_mode": "IMMEDIATE", "timeout": 20} if django.VERSION >= (5, 1) else {"timeout": 20},
+        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+        if django.VERSION >= (5, 1)
+        else {"timeout": 20},
     )
     assert not messages_with(settings, "nanobanana.W006")
     sqlite_options(settings, {})
