@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
@@ -67,10 +68,36 @@ class GeneratedImage(models.Model):
         help_text=_("Whether the result may replace an image the object already has."),
     )
 
+    class Kind(models.TextChoices):
+        GENERATE = "generate", _("Generation")
+        EDIT = "edit", _("Edit")
+        STEP = "step", _("Step")
+        VARIANT = "variant", _("Variant")
+
     status = models.CharField(
         _("status"), max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
-    provider = models.CharField(_("provider"), max_length=50)
+    kind = models.CharField(
+        _("kind"),
+        max_length=20,
+        choices=Kind.choices,
+        default=Kind.GENERATE,
+        help_text=_("A new image, an edit of the parent's, or a step run on the parent's."),
+    )
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="children",
+        verbose_name=_("parent"),
+        help_text=_("The generation this one edits or continues."),
+    )
+    provider = models.CharField(
+        _("provider"),
+        max_length=50,
+        help_text=_("The alias in NANOBANANA['PROVIDERS'] that made it."),
+    )
     model_name = models.CharField(_("model"), max_length=100)
     prompt = models.TextField(_("prompt"))
     input_params = models.JSONField(
@@ -80,6 +107,21 @@ class GeneratedImage(models.Model):
         help_text=_("Model inputs sent with the prompt."),
     )
     prediction_id = models.CharField(_("prediction id"), max_length=100, blank=True, db_index=True)
+    reference_images = models.JSONField(
+        _("reference images"),
+        default=list,
+        blank=True,
+        help_text=_("The reference images sent with the prompt, in order."),
+    )
+    preset = models.CharField(_("preset"), max_length=50, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
 
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
@@ -115,12 +157,12 @@ class GeneratedImage(models.Model):
         ordering = ("-created_at", "-pk")
         indexes = [models.Index(fields=["content_type", "object_id"])]
         constraints = [
-            # At most one generation in flight per object: the database, not a flag,
-            # stops a double publish from billing two predictions.
+            # At most one generation in flight per object and image field: the database,
+            # not a flag, stops a double publish from billing two predictions.
             models.UniqueConstraint(
-                fields=["content_type", "object_id"],
+                fields=["content_type", "object_id", "target_field"],
                 condition=models.Q(status__in=["queued", "running"], content_type__isnull=False),
-                name="nanobanana_one_unfinished_per_object",
+                name="nanobanana_one_unfinished_per_target",
             )
         ]
 

@@ -617,7 +617,12 @@ def _enqueue(image_id: int) -> None:
 
 
 def _refuse_if_in_progress(obj: models.Model, config: ContentConfig) -> None:
-    running = GeneratedImage.objects.for_object(obj).unfinished().first()
+    running = (
+        GeneratedImage.objects.for_object(obj)
+        .unfinished()
+        .filter(target_field=config.image_field)
+        .first()
+    )
     if running is not None:
         raise GenerationInProgress(
             f"{config.label} {obj.pk} already has a generation {running.status} "

@@ -274,10 +274,18 @@ def test_the_database_refuses_a_second_unfinished_generation(publishing):
     article = Article.objects.create(title="Race")
     first = queue_generation(article)
     duplicate = GeneratedImage(
-        content_object=article, provider="placeholder", model_name="m", prompt="p"
+        content_object=article,
+        target_field=first.target_field,
+        provider="placeholder",
+        model_name="m",
+        prompt="p",
     )
     with pytest.raises(IntegrityError), transaction.atomic():
         duplicate.save()
+    other_field = GeneratedImage(  # another image field of the same object may run meanwhile
+        content_object=article, target_field="og_image", provider="placeholder", prompt="p"
+    )
+    other_field.save()
     first.status = Status.FAILED
     first.save()
     duplicate.save()  # finished rows do not count
