@@ -15,22 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
-from django.template import Context, Engine
-from django.utils.html import strip_tags
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
-from .specs import MAX_PROMPT_LENGTH
+from .prompts import DEFAULT_PROMPT_TEMPLATE, render_prompt
 
 if TYPE_CHECKING:
     from .registry import ContentConfig
-
-DEFAULT_PROMPT_TEMPLATE = (
-    "Editorial header image for an article titled “{{ title }}”"
-    "{% if topic %}, about {{ topic }}{% endif %}. "
-    "Photographic, natural light, one clear subject, with depth and calm negative space that "
-    "suits a wide blog header. No text, letters, logos or watermarks in the image."
-)
 
 
 class HeaderImageAdapter:
@@ -52,26 +43,11 @@ class HeaderImageAdapter:
             "topic": config.topic_of(obj),
             "object": obj,
         }
-        # Plain text for the model: "beginner's", not "beginner&#x27;s".
-        return clean_prompt(compile_template(source).render(Context(context, autoescape=False)))
+        return render_prompt(source, context)
 
     def get_input(self, obj: models.Model, config: ContentConfig) -> dict[str, Any]:
         """Model inputs for ``obj`` on top of ``DEFAULT_INPUT`` (default: the registration's)."""
         return dict(config.input)
-
-
-@lru_cache(maxsize=64)
-def compile_template(source: str) -> Any:
-    """A compiled prompt template; autoescaping is off because prompts are plain text."""
-    return Engine(autoescape=False).from_string(source)
-
-
-def clean_prompt(text: str) -> str:
-    """Tags stripped, whitespace collapsed, cut at a word to the prompt length limit."""
-    text = " ".join(strip_tags(text).split())
-    if len(text) > MAX_PROMPT_LENGTH:
-        text = text[:MAX_PROMPT_LENGTH].rsplit(" ", 1)[0]
-    return text
 
 
 def get_adapter() -> HeaderImageAdapter:

@@ -98,7 +98,8 @@ def _check_runner() -> list[checks.CheckMessage]:
     """The runner must exist, and django-q2 must not re-deliver a generation mid-way."""
     from django.conf import settings
 
-    from .adapter import compile_template, get_adapter
+    from .adapter import get_adapter
+    from .prompts import compile_template
 
     messages: list[checks.CheckMessage] = []
     try:

@@ -18,6 +18,7 @@ from django.utils.html import strip_tags
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
+from .prompts import compile_template
 
 MAX_TITLE_IN_PROMPT = 300
 MAX_TOPIC_IN_PROMPT = 300
@@ -91,11 +92,6 @@ class ContentConfig:
         if not self.image_is_foreign_key:
             empty |= models.Q(**{column: ""})
         return queryset.filter(empty)
-
-    def build_prompt(self, obj: models.Model) -> str:
-        from .adapter import get_adapter
-
-        return get_adapter().build_prompt(obj, self)
 
 
 def resolve(obj: Any, path: str) -> Any:
@@ -218,8 +214,6 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         raise ImproperlyConfigured(f"{where}['input'] must be a dict of model inputs.")
     template = options.get("prompt_template")
     if template is not None:
-        from .adapter import compile_template
-
         try:
             compile_template(template)
         except (TemplateSyntaxError, TypeError) as exc:
