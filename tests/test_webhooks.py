@@ -8,6 +8,7 @@ import json
 import logging
 import time
 
+import django
 import pytest
 from django.core.cache import caches
 from django.core.checks import run_checks
@@ -361,6 +362,22 @@ def test_the_receiver_needs_no_csrf_token(emulator):
     strict = Client(enforce_csrf_checks=True)
     response = post(strict, body, signed(body, emulator.webhook_secret))
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_receiver_is_reachable_on_a_site_that_requires_login(emulator, settings):
+    """Django 5.1+'s LoginRequiredMiddleware must not send Replicate to the login page."""
+    if django.VERSION < (5, 1):
+        pytest.skip("LoginRequiredMiddleware is new in Django 5.1")
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    ]
+    row = submitted()
+    body = finished_body(emulator, row)
+    response = post(Client(), body, signed(body, emulator.webhook_secret))
+    assert response.status_code == 200
+    assert response.json() == {"result": "accepted"}
 
 
 # Deduplication ------------------------------------------------------------------------------
