@@ -512,6 +512,22 @@ def test_a_malformed_configured_secret_is_not_blamed_on_the_sender(client, setti
 
 
 @pytest.mark.django_db
+def test_a_configured_secret_without_its_padding_completes_generations(
+    client, emulator, settings, completions, django_capture_on_commit_callbacks
+):
+    assert emulator.webhook_secret.endswith("=")
+    use(settings, WEBHOOK_SECRET=emulator.webhook_secret.rstrip("="))
+    row = submitted()
+    body = finished_body(emulator, row)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, body, signed(body, emulator.webhook_secret))
+    assert response.status_code == 200
+    assert completions == [row.pk]
+    row.refresh_from_db()
+    assert row.status == Status.SUCCEEDED
+
+
+@pytest.mark.django_db
 def test_the_secret_never_appears_in_logs_answers_or_the_database(
     client, fetched_secret, monkeypatch, caplog, django_capture_on_commit_callbacks
 ):
