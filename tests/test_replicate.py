@@ -1,8 +1,13 @@
 """The Replicate provider, over real HTTP against the emulator on loopback."""
 
+import io
 import logging
 import time
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from email.utils import format_datetime
 
+import httpx
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -369,3 +374,169 @@ def test_a_live_create_is_never_repeated_by_retries(emulator, settings):
         generate_image("a lighthouse")
         assert emulator.created_count - before <= 1, fault
     time.sleep(0.6)  # let the hung handler finish before the emulator stops
+
+
+# Response shapes the official client copes with (answered by a mock transport) -------------
+
+API = "https://api.replicate.test"
+
+
+def mock_provider(handler, slept=None):
+    """A provider whose HTTP goes to ``handler``; each request is also kept in ``.seen``."""
+    seen = []
+
+    def record(http_request):
+        seen.append(http_request)
+        return handler(http_request)
+
+    provider = ReplicateProvider(
+        api_token="r8_test",
+        base_url=API,
+        wait=0,
+        max_retries=3,
+        transport=httpx.MockTransport(record),
+        sleep=(slept.append if slept is not None else lambda seconds: None),
+    )
+    provider.seen = seen
+    return provider
+
+
+def prediction_json(**fields):
+    return {"id": "p1", "model": "google/nano-banana-2", "status": "starting", **fields}
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), "navy").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def run_with(handler) -> GeneratedImage:
+    row = create_generation(None, prompt="a lighthouse")
+    return run_generation(row.pk, provider=mock_provider(handler))
+
+
+def test_an_error_given_as_an_object_is_recorded_as_its_message():
+    error = {"message": "The output was flagged as sensitive.", "code": "E005"}
+    row = run_with(
+        lambda r: httpx.Response(201, json=prediction_json(status="failed", error=error))
+    )
+    assert (row.status, row.error_code) == (Status.FAILED, "prediction_failed")
+    assert "The output was flagged as sensitive" in row.error_message
+    assert "{" not in row.error_message and "'message'" not in row.error_message
+
+
+def test_an_error_object_without_a_message_is_recorded_as_compact_json():
+    error = {"code": "E999", "retryable": False}
+    row = run_with(
+        lambda r: httpx.Response(201, json=prediction_json(status="failed", error=error))
+    )
+    assert '{"code":"E999","retryable":false}' in row.error_message
+    assert "'code'" not in row.error_message and "False" not in row.error_message
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        {"image": "https://replicate.delivery/xezq/abc/out.png"},
+        {"seed": 7, "images": ["https://replicate.delivery/xezq/abc/out.png"]},
+        [{"url": "https://replicate.delivery/xezq/abc/out.png"}],
+    ],
+)
+def test_an_image_url_inside_an_object_output_is_downloaded(output, media_root):
+    def handler(http_request):
+        if http_request.url.host == "replicate.delivery":
+            return httpx.Response(200, content=png_bytes(), headers={"Content-Type": "image/png"})
+        return httpx.Response(201, json=prediction_json(status="succeeded", output=output))
+
+    row = run_with(handler)
+    assert row.status == Status.SUCCEEDED, row.error_message
+    assert (row.image_format, row.width, row.height) == ("PNG", 64, 48)
+
+
+def test_an_object_output_without_an_image_says_what_it_was_not_expired():
+    output = {"caption": "a lighthouse at dusk", "seed": 7}
+    row = run_with(
+        lambda r: httpx.Response(201, json=prediction_json(status="succeeded", output=output))
+    )
+    assert row.status == Status.FAILED
+    assert row.error_code == "unexpected_output"
+    assert "expired" not in row.error_message and "one hour" not in row.error_message
+    assert "'caption'" in row.error_message and "'seed'" in row.error_message
+    assert "lighthouse at dusk" not in row.error_message  # values are not echoed
+
+
+def test_retry_after_given_as_an_http_date_is_honoured_on_reads():
+    answers = iter(["busy", "ok"])
+
+    def handler(http_request):
+        if next(answers) == "busy":
+            later = datetime.now(dt_timezone.utc) + timedelta(seconds=20)
+            return httpx.Response(503, headers={"Retry-After": format_datetime(later, usegmt=True)})
+        return httpx.Response(200, json=prediction_json(status="processing"))
+
+    slept = []
+    assert mock_provider(handler, slept).fetch("p1").status == "processing"
+    assert len(slept) == 1 and 18.5 <= slept[0] <= 20
+
+
+def test_retry_after_given_as_an_http_date_is_honoured_on_a_throttled_create():
+    answers = iter(["throttled", "created"])
+
+    def handler(http_request):
+        if next(answers) == "throttled":
+            later = datetime.now(dt_timezone.utc) + timedelta(seconds=12)
+            return httpx.Response(429, headers={"Retry-After": format_datetime(later, usegmt=True)})
+        return httpx.Response(201, json=prediction_json())
+
+    slept = []
+    assert mock_provider(handler, slept).submit(request()).id == "p1"
+    assert len(slept) == 1 and 10.5 <= slept[0] <= 12
+
+
+def test_a_retry_after_date_in_the_past_retries_at_once():
+    answers = iter(["busy", "ok"])
+
+    def handler(http_request):
+        if next(answers) == "busy":
+            return httpx.Response(503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+        return httpx.Response(200, json=prediction_json())
+
+    slept = []
+    mock_provider(handler, slept).fetch("p1")
+    assert slept == [0.0]
+
+
+def listed(**fields):
+    return {**prediction_json(input={"prompt": "a lighthouse", "aspect_ratio": "1:1"}), **fields}
+
+
+def test_a_relative_next_page_is_followed():
+    def handler(http_request):
+        if "cursor" not in http_request.url.params:
+            return httpx.Response(
+                200,
+                json={
+                    "next": "/v1/predictions?cursor=page2",
+                    "results": [listed(id="other", model="x/y")],
+                },
+            )
+        return httpx.Response(200, json={"next": None, "results": [listed(id="p1")]})
+
+    provider = mock_provider(handler)
+    found = provider.find(request(), created_after=datetime.now(dt_timezone.utc))
+    assert [p.id for p in found] == ["p1"]
+    assert str(provider.seen[1].url) == f"{API}/v1/predictions?cursor=page2"
+
+
+@pytest.mark.parametrize(
+    "next_url", ["https://evil.example/v1/predictions?cursor=2", "//evil.example/v1/predictions"]
+)
+def test_a_next_page_on_another_origin_is_not_followed(next_url):
+    def handler(http_request):
+        return httpx.Response(200, json={"next": next_url, "results": [listed(id="p1")]})
+
+    provider = mock_provider(handler)
+    found = provider.find(request(), created_after=datetime.now(dt_timezone.utc))
+    assert [p.id for p in found] == ["p1"]
+    assert [r.url.host for r in provider.seen] == ["api.replicate.test"]
