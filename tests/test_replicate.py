@@ -13,11 +13,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image
 
-from nanobanana_django import exceptions
+from nanobanana_django import exceptions, services
 from nanobanana_django.models import GeneratedImage
 from nanobanana_django.providers import GenerationRequest
 from nanobanana_django.providers.replicate import ReplicateProvider
 from nanobanana_django.services import (
+    complete_generation,
     create_generation,
     generate_for,
     generate_image,
@@ -248,20 +249,43 @@ def test_server_errors_on_reads_are_retried(emulator, settings):
     assert emulator.created_count == 1
 
 
-def test_a_create_that_times_out_after_sending_is_not_resent(emulator, settings):
+def test_a_create_that_times_out_after_sending_is_found_not_resent(emulator, settings):
     configure(settings, HTTP_TIMEOUT=0.5, REPLICATE_WAIT=0)
     emulator.add_fault("hang", on="create", seconds=2)
     row = generate_image("a lighthouse")
-    assert (row.status, row.error_code) == (Status.FAILED, "submission_uncertain")
-    assert "not sent again" in row.error_message
+    assert row.status == Status.SUCCEEDED, row.error_message
     assert emulator.created_count == 1
+    assert row.prediction_id in emulator.predictions
+    time.sleep(1.6)  # let the hung handler finish before the emulator stops
 
 
-def test_a_dropped_connection_after_create_is_not_resent(emulator):
+def test_a_billed_prediction_whose_answer_was_dropped_is_found_and_attached(emulator):
     emulator.add_fault("drop", on="create")
-    row = generate_image("a lighthouse")
-    assert (row.status, row.error_code) == (Status.FAILED, "submission_uncertain")
+    article = Article.objects.create(title="Dropped on the way back")
+    row = generate_for(article)
+    assert row.status == Status.SUCCEEDED, row.error_message
     assert emulator.created_count == 1
+    assert row.prediction_id in emulator.predictions
+    assert emulator.counts["list"] >= 1
+    assert Article.objects.get().header_image.name == row.image.name
+
+
+def test_a_background_create_whose_answer_was_dropped_is_found_and_finished(emulator, settings):
+    configure(settings, REPLICATE_WAIT=0)
+    emulator.latency = 0.2
+    emulator.add_fault("drop", on="create")
+    article = Article.objects.create(title="Dropped in the background")
+    row = run_generation(create_generation(article).pk, wait=False)
+    assert row.status == Status.RUNNING
+    assert row.prediction_id in emulator.predictions  # the poller or a webhook takes it from here
+    deadline = time.monotonic() + 5
+    while emulator.predictions[row.prediction_id]["status"] != "succeeded":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    row = complete_generation(row.pk)
+    assert row.status == Status.SUCCEEDED, row.error_message
+    assert emulator.created_count == 1
+    assert Article.objects.get().header_image.name == row.image.name
 
 
 def test_an_unreachable_api_fails_clearly(settings, emulator):
@@ -540,3 +564,80 @@ def test_a_next_page_on_another_origin_is_not_followed(next_url):
     found = provider.find(request(), created_after=datetime.now(dt_timezone.utc))
     assert [p.id for p in found] == ["p1"]
     assert [r.url.host for r in provider.seen] == ["api.replicate.test"]
+
+
+# A create whose answer was lost, at the HTTP level ------------------------------------------
+
+
+@pytest.fixture
+def quick_lookups(monkeypatch):
+    """The lost create's lookups happen without the real pauses between them."""
+    monkeypatch.setattr(services, "LOOKUP_DELAYS", (0.0, 0.0, 0.0, 0.0))
+
+
+def lost_create(listings, *, download=None):
+    """A handler: the create is sent and its answer lost; each listing answers the next page."""
+    pages = iter(listings)
+
+    def handler(http_request):
+        if http_request.method == "POST":
+            raise httpx.ReadError("connection reset", request=http_request)
+        if http_request.url.path == "/v1/predictions":
+            page = next(pages, [])
+            if isinstance(page, httpx.Response):
+                return page
+            return httpx.Response(200, json={"next": None, "results": page})
+        if http_request.url.host == "replicate.delivery":
+            return httpx.Response(200, content=png_bytes())
+        raise AssertionError(f"unexpected request {http_request.method} {http_request.url}")
+
+    return handler
+
+
+def run_against(handler) -> tuple[GeneratedImage, ReplicateProvider]:
+    provider = mock_provider(handler)
+    row = create_generation(None, prompt="a lighthouse", input={"aspect_ratio": "1:1"})
+    return run_generation(row.pk, provider=provider), provider
+
+
+def made_for_us(**fields):
+    sent = {"prompt": "a lighthouse", "aspect_ratio": "1:1", "resolution": "1K"}
+    return {
+        **prediction_json(input={**sent, "output_format": "jpg"}),
+        "status": "succeeded",
+        "output": "https://replicate.delivery/xezq/lost/out.png",
+        **fields,
+    }
+
+
+def test_a_lost_create_that_shows_up_late_in_the_list_is_adopted(quick_lookups):
+    row, provider = run_against(lost_create([[], [], [made_for_us(id="late")]]))
+    assert row.status == Status.SUCCEEDED, row.error_message
+    assert row.prediction_id == "late"
+    assert [r.method for r in provider.seen].count("POST") == 1
+
+
+def test_a_lost_create_never_listed_fails_without_a_second_create(quick_lookups):
+    owned = create_generation(None, prompt="a lighthouse", input={"aspect_ratio": "1:1"})
+    GeneratedImage.objects.filter(pk=owned.pk).update(
+        status=Status.SUCCEEDED, prediction_id="someone-elses"
+    )
+    row, provider = run_against(lost_create([[made_for_us(id="someone-elses")]] * 10))
+    assert (row.status, row.error_code) == (Status.FAILED, "submission_uncertain")
+    assert "not sent again" in row.error_message
+    assert "probably" in row.error_message
+    methods = [r.method for r in provider.seen]
+    assert methods.count("POST") == 1
+    assert methods.count("GET") == 5  # the first look and four more over a few seconds
+
+
+def test_a_lost_create_whose_lookup_fails_says_so(quick_lookups):
+    refused = httpx.Response(401, json={"detail": "Invalid token."})
+    row, provider = run_against(lost_create([refused]))
+    assert (row.status, row.error_code) == (Status.FAILED, "submission_uncertain")
+    assert "dashboard" in row.error_message and "401" in row.error_message
+    assert [r.method for r in provider.seen].count("POST") == 1
+
+
+def test_the_lookups_of_a_lost_create_take_a_few_seconds_at_most():
+    assert 3 <= sum(services.LOOKUP_DELAYS) <= 10
