@@ -134,8 +134,10 @@ def verify(
             f"webhook-timestamp is too far in the future ({int(timestamp - current)} s)"
         )
 
-    # Like the reference libraries, a fractional timestamp is signed as its whole seconds.
-    expected = sign(secret, msg_id, int(timestamp), body).encode("ascii")
+    # Like the reference libraries, a fractional timestamp is signed as its whole seconds
+    # (taken from the text: a float may round "…30.9999999999" up to the next second).
+    whole_seconds = int(timestamp_text.partition(".")[0])
+    expected = sign(secret, msg_id, whole_seconds, body).encode("ascii")
     candidates = [
         entry.encode("ascii", "replace")
         for entry in signature_header.split(" ")

@@ -57,6 +57,8 @@ IMAGE_KEYS = ("image", "images", "output", "url", "urls", "uri", "file", "files"
 
 @dataclass
 class ReplicatePrediction(Prediction):
+    """A prediction that remembers why its output cannot be downloaded, for the message."""
+
     #: What a succeeded output without an image URL looked like (never its values).
     output_shape: str | None = None
 
