@@ -102,6 +102,12 @@ class PredictionAborted(NanoBananaError):
     code = "aborted"
 
 
+class UnexpectedOutput(ProviderError):
+    """The prediction succeeded, but its output has no image in it (another model's shape)."""
+
+    code = "unexpected_output"
+
+
 class OutputExpired(NanoBananaError):
     """The provider deleted the output before we could download it."""
 

@@ -41,6 +41,7 @@ from .exceptions import (
     PredictionCanceled,
     PredictionFailed,
     ProviderTimeout,
+    SubmissionUncertain,
     describe,
 )
 from .images import inspect
@@ -372,6 +373,9 @@ SUBMIT = "submit"
 RESUME = "resume"
 RECOVER = "recover"
 
+LOOKUP_DELAYS = (0.5, 1.0, 2.0, 4.0)
+"""Pauses between lookups of a create whose answer was lost: the provider's list may lag."""
+
 
 def submit_window() -> timedelta:
     """The longest one create request can take; a claim older than this is orphaned."""
@@ -445,18 +449,16 @@ def _start(row: GeneratedImage, provider: Provider, step: str) -> Prediction | N
                 "list predictions, so it is unknown whether one was created. Check the "
                 "provider's dashboard, then retry."
             )
-        owned = set(
-            GeneratedImage.objects.filter(prediction_id__in=[p.id for p in found]).values_list(
-                "prediction_id", flat=True
-            )
-        )
-        orphans = [p for p in found if p.id not in owned]
+        orphans = _orphans(found)
         if orphans:
             prediction = orphans[0]
             logger.info("Generation %s: recovered prediction %s", row.pk, prediction.id)
             return prediction if _record_prediction(row, prediction) else None
         logger.info("Generation %s: no prediction was created before; submitting", row.pk)
-    prediction = provider.submit(request)
+    try:
+        prediction = provider.submit(request)
+    except SubmissionUncertain as lost:
+        prediction = _find_lost_create(row, provider, request, lost)
     if not _record_prediction(row, prediction):
         logger.warning(
             "Generation %s was taken over while submitting; prediction %s left to it",
@@ -465,6 +467,59 @@ def _start(row: GeneratedImage, provider: Provider, step: str) -> Prediction | N
         )
         return None
     return prediction
+
+
+def _orphans(found: list[Prediction]) -> list[Prediction]:
+    """The predictions in ``found`` that no generation has recorded as its own."""
+    owned = set(
+        GeneratedImage.objects.filter(prediction_id__in=[p.id for p in found]).values_list(
+            "prediction_id", flat=True
+        )
+    )
+    return [p for p in found if p.id not in owned]
+
+
+def _find_lost_create(
+    row: GeneratedImage, provider: Provider, request: GenerationRequest, lost: SubmissionUncertain
+) -> Prediction:
+    """The prediction made by a create whose answer was lost, else raise.
+
+    Sending the create again could bill twice, so the provider's list is read instead,
+    as RECOVER does, a few times over a few seconds since it may lag behind the create.
+    The newest orphan is taken: ours was created after any older one. If none shows up,
+    none was probably made, but the row fails rather than risk a second create.
+    """
+    logger.warning(
+        "Generation %s: the create's answer was lost (%s); looking the prediction up",
+        row.pk,
+        lost.message,
+    )
+    created_after = row.started_at - timedelta(minutes=1)
+    for delay in (0.0, *LOOKUP_DELAYS):
+        if delay:
+            time.sleep(delay)
+        try:
+            found = provider.find(request, created_after=created_after)
+        except NanoBananaError as exc:
+            raise SubmissionUncertain(
+                f"{lost.message} Looking for it in the provider's list failed too: {exc.message}"
+            ) from None
+        if found is NotImplemented:
+            raise lost
+        orphans = _orphans(found)
+        if orphans:
+            logger.info(
+                "Generation %s: found prediction %s made by the lost create",
+                row.pk,
+                orphans[-1].id,
+            )
+            return orphans[-1]
+    raise SubmissionUncertain(
+        "The request to create the prediction failed after it was sent, and no prediction "
+        f"for it appeared in the provider's list within {sum(LOOKUP_DELAYS):g} s, so probably "
+        "none was made. It was not sent again in case one was; check the provider's "
+        "dashboard, then retry."
+    )
 
 
 def _record_prediction(row: GeneratedImage, prediction: Prediction) -> bool:

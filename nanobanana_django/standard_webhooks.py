@@ -31,7 +31,9 @@ SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE = 300
 """Seconds a timestamp may be away from now (5 minutes, as in the reference libraries)."""
 
-_TIMESTAMP = re.compile(r"[0-9]{1,15}")
+_TIMESTAMP = re.compile(r"[0-9]{1,15}(?:\.[0-9]+)?")
+"""Unix seconds, optionally with a fraction: what the reference's ``float()`` reads, minus
+its laxness (signs, spaces, exponents, ``nan``, underscores)."""
 
 
 class WebhookVerificationError(ValueError):
@@ -51,12 +53,14 @@ def new_message_id() -> str:
 def _key(secret: str) -> bytes:
     """Decode the HMAC key from a ``whsec_<base64>`` secret (the prefix is optional).
 
-    A malformed secret is a configuration error, not a bad request, hence a plain
-    ``ValueError`` rather than :class:`WebhookVerificationError`.
+    Missing ``=`` padding is restored, as the reference libraries do, so a secret pasted
+    without it still works. A malformed secret is a configuration error, not a bad
+    request, hence a plain ``ValueError`` rather than :class:`WebhookVerificationError`.
     """
     raw = secret.strip()
     if raw.startswith(SECRET_PREFIX):
         raw = raw[len(SECRET_PREFIX) :]
+    raw += "=" * (-len(raw) % 4)
     try:
         key = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
@@ -114,12 +118,12 @@ def verify(
         ]
         raise WebhookVerificationError(f"missing webhook header(s): {', '.join(missing)}")
 
-    # Strict digits: int() would also accept "+1", " 1" and "1_000".
-    if not _TIMESTAMP.fullmatch(timestamp_text.strip()):
+    # Strict: float() would also accept "+1", " 1", "1_000", "1e9" and "nan".
+    if not _TIMESTAMP.fullmatch(timestamp_text):
         raise WebhookVerificationError(
-            f"webhook-timestamp is not an integer: {timestamp_text[:40]!r}"
+            f"webhook-timestamp is not a number of seconds: {timestamp_text[:40]!r}"
         )
-    timestamp = int(timestamp_text.strip())
+    timestamp = float(timestamp_text)
     current = time.time() if now is None else now
     if timestamp < current - tolerance:
         raise WebhookVerificationError(
@@ -130,7 +134,10 @@ def verify(
             f"webhook-timestamp is too far in the future ({int(timestamp - current)} s)"
         )
 
-    expected = sign(secret, msg_id, timestamp, body).encode("ascii")
+    # Like the reference libraries, a fractional timestamp is signed as its whole seconds
+    # (taken from the text: a float may round "…30.9999999999" up to the next second).
+    whole_seconds = int(timestamp_text.partition(".")[0])
+    expected = sign(secret, msg_id, whole_seconds, body).encode("ascii")
     candidates = [
         entry.encode("ascii", "replace")
         for entry in signature_header.split(" ")

@@ -15,6 +15,14 @@ from .models import GeneratedImage
 from .tasks import enqueue_completion
 from .webhooks import SecretUnavailable, claim_delivery, release_delivery, verify_delivery
 
+try:
+    from django.contrib.auth.decorators import login_not_required
+except ImportError:  # Django < 5.1: no LoginRequiredMiddleware to exempt the view from
+
+    def login_not_required(view_func):  # type: ignore[no-redef]
+        return view_func
+
+
 logger = logging.getLogger(__name__)
 
 Status = GeneratedImage.Status
@@ -22,6 +30,7 @@ NOT_FINISHED = frozenset({"starting", "processing"})
 MAX_PREDICTION_ID = GeneratedImage._meta.get_field("prediction_id").max_length
 
 
+@login_not_required
 @csrf_exempt
 @require_POST
 def replicate_webhook(request: HttpRequest) -> HttpResponse:
@@ -30,7 +39,8 @@ def replicate_webhook(request: HttpRequest) -> HttpResponse:
     Answers at once: nothing here talks to Replicate (but for the first fetch of the
     signing secret) and nothing is downloaded; ``enqueue_completion`` does that in the
     background. A forged or stale delivery raises ``InvalidWebhook`` (a 400, logged on
-    ``django.security``) before the body is even parsed.
+    ``django.security``) before the body is even parsed. Replicate cannot log in, so the
+    view is exempt from ``LoginRequiredMiddleware``; the signature is its authentication.
     """
     body = request.body
     try:

@@ -7,6 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from PIL import Image
 
+from nanobanana_django.exceptions import SubmissionUncertain
 from nanobanana_django.models import GeneratedImage
 from nanobanana_django.providers import GenerationRequest, Prediction
 from nanobanana_django.providers.base import SUCCEEDED
@@ -288,3 +289,17 @@ def test_a_proxy_model_registered_on_its_own_gets_its_image_attached(
     again = generate_for(article, overwrite=True)
     article.refresh_from_db()
     assert article.header_image.name == again.image.name != row.image.name
+
+
+def test_a_lost_create_at_a_provider_that_cannot_list_fails_as_uncertain():
+    class LosesAnswers(PlaceholderProvider):
+        def submit(self, request):
+            raise SubmissionUncertain("The answer was lost; check the dashboard.")
+
+        def find(self, request, *, created_after):
+            return NotImplemented
+
+    row = run_generation(create_generation(None, prompt="a lighthouse").pk, provider=LosesAnswers())
+    assert row.status == GeneratedImage.Status.FAILED
+    assert row.error_code == "submission_uncertain"
+    assert "check the dashboard" in row.error_message

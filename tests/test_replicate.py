@@ -1,18 +1,24 @@
 """The Replicate provider, over real HTTP against the emulator on loopback."""
 
+import io
 import logging
 import time
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from email.utils import format_datetime
 
+import httpx
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image
 
-from nanobanana_django import exceptions
+from nanobanana_django import exceptions, services
 from nanobanana_django.models import GeneratedImage
 from nanobanana_django.providers import GenerationRequest
 from nanobanana_django.providers.replicate import ReplicateProvider
 from nanobanana_django.services import (
+    complete_generation,
     create_generation,
     generate_for,
     generate_image,
@@ -243,20 +249,43 @@ def test_server_errors_on_reads_are_retried(emulator, settings):
     assert emulator.created_count == 1
 
 
-def test_a_create_that_times_out_after_sending_is_not_resent(emulator, settings):
+def test_a_create_that_times_out_after_sending_is_found_not_resent(emulator, settings):
     configure(settings, HTTP_TIMEOUT=0.5, REPLICATE_WAIT=0)
     emulator.add_fault("hang", on="create", seconds=2)
     row = generate_image("a lighthouse")
-    assert (row.status, row.error_code) == (Status.FAILED, "submission_uncertain")
-    assert "not sent again" in row.error_message
+    assert row.status == Status.SUCCEEDED, row.error_message
     assert emulator.created_count == 1
+    assert row.prediction_id in emulator.predictions
+    time.sleep(1.6)  # let the hung handler finish before the emulator stops
 
 
-def test_a_dropped_connection_after_create_is_not_resent(emulator):
+def test_a_billed_prediction_whose_answer_was_dropped_is_found_and_attached(emulator):
     emulator.add_fault("drop", on="create")
-    row = generate_image("a lighthouse")
-    assert (row.status, row.error_code) == (Status.FAILED, "submission_uncertain")
+    article = Article.objects.create(title="Dropped on the way back")
+    row = generate_for(article)
+    assert row.status == Status.SUCCEEDED, row.error_message
     assert emulator.created_count == 1
+    assert row.prediction_id in emulator.predictions
+    assert emulator.counts["list"] >= 1
+    assert Article.objects.get().header_image.name == row.image.name
+
+
+def test_a_background_create_whose_answer_was_dropped_is_found_and_finished(emulator, settings):
+    configure(settings, REPLICATE_WAIT=0)
+    emulator.latency = 0.2
+    emulator.add_fault("drop", on="create")
+    article = Article.objects.create(title="Dropped in the background")
+    row = run_generation(create_generation(article).pk, wait=False)
+    assert row.status == Status.RUNNING
+    assert row.prediction_id in emulator.predictions  # the poller or a webhook takes it from here
+    deadline = time.monotonic() + 5
+    while emulator.predictions[row.prediction_id]["status"] != "succeeded":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    row = complete_generation(row.pk)
+    assert row.status == Status.SUCCEEDED, row.error_message
+    assert emulator.created_count == 1
+    assert Article.objects.get().header_image.name == row.image.name
 
 
 def test_an_unreachable_api_fails_clearly(settings, emulator):
@@ -369,3 +398,246 @@ def test_a_live_create_is_never_repeated_by_retries(emulator, settings):
         generate_image("a lighthouse")
         assert emulator.created_count - before <= 1, fault
     time.sleep(0.6)  # let the hung handler finish before the emulator stops
+
+
+# Response shapes the official client copes with (answered by a mock transport) -------------
+
+API = "https://api.replicate.test"
+
+
+def mock_provider(handler, slept=None):
+    """A provider whose HTTP goes to ``handler``; each request is also kept in ``.seen``."""
+    seen = []
+
+    def record(http_request):
+        seen.append(http_request)
+        return handler(http_request)
+
+    provider = ReplicateProvider(
+        api_token="r8_test",
+        base_url=API,
+        wait=0,
+        max_retries=3,
+        transport=httpx.MockTransport(record),
+        sleep=(slept.append if slept is not None else lambda seconds: None),
+    )
+    provider.seen = seen
+    return provider
+
+
+def prediction_json(**fields):
+    return {"id": "p1", "model": "google/nano-banana-2", "status": "starting", **fields}
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), "navy").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def run_with(handler) -> GeneratedImage:
+    row = create_generation(None, prompt="a lighthouse")
+    return run_generation(row.pk, provider=mock_provider(handler))
+
+
+def test_an_error_given_as_an_object_is_recorded_as_its_message():
+    error = {"message": "The output was flagged as sensitive.", "code": "E005"}
+    row = run_with(
+        lambda r: httpx.Response(201, json=prediction_json(status="failed", error=error))
+    )
+    assert (row.status, row.error_code) == (Status.FAILED, "prediction_failed")
+    assert "The output was flagged as sensitive" in row.error_message
+    assert "{" not in row.error_message and "'message'" not in row.error_message
+
+
+def test_an_error_object_without_a_message_is_recorded_as_compact_json():
+    error = {"code": "E999", "retryable": False}
+    row = run_with(
+        lambda r: httpx.Response(201, json=prediction_json(status="failed", error=error))
+    )
+    assert '{"code":"E999","retryable":false}' in row.error_message
+    assert "'code'" not in row.error_message and "False" not in row.error_message
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        {"image": "https://replicate.delivery/xezq/abc/out.png"},
+        {"seed": 7, "images": ["https://replicate.delivery/xezq/abc/out.png"]},
+        [{"url": "https://replicate.delivery/xezq/abc/out.png"}],
+    ],
+)
+def test_an_image_url_inside_an_object_output_is_downloaded(output, media_root):
+    def handler(http_request):
+        if http_request.url.host == "replicate.delivery":
+            return httpx.Response(200, content=png_bytes(), headers={"Content-Type": "image/png"})
+        return httpx.Response(201, json=prediction_json(status="succeeded", output=output))
+
+    row = run_with(handler)
+    assert row.status == Status.SUCCEEDED, row.error_message
+    assert (row.image_format, row.width, row.height) == ("PNG", 64, 48)
+
+
+def test_an_object_output_without_an_image_says_what_it_was_not_expired():
+    output = {"caption": "a lighthouse at dusk", "seed": 7}
+    row = run_with(
+        lambda r: httpx.Response(201, json=prediction_json(status="succeeded", output=output))
+    )
+    assert row.status == Status.FAILED
+    assert row.error_code == "unexpected_output"
+    assert "expired" not in row.error_message and "one hour" not in row.error_message
+    assert "'caption'" in row.error_message and "'seed'" in row.error_message
+    assert "lighthouse at dusk" not in row.error_message  # values are not echoed
+
+
+def test_retry_after_given_as_an_http_date_is_honoured_on_reads():
+    answers = iter(["busy", "ok"])
+
+    def handler(http_request):
+        if next(answers) == "busy":
+            later = datetime.now(dt_timezone.utc) + timedelta(seconds=20)
+            return httpx.Response(503, headers={"Retry-After": format_datetime(later, usegmt=True)})
+        return httpx.Response(200, json=prediction_json(status="processing"))
+
+    slept = []
+    assert mock_provider(handler, slept).fetch("p1").status == "processing"
+    assert len(slept) == 1 and 18.5 <= slept[0] <= 20
+
+
+def test_retry_after_given_as_an_http_date_is_honoured_on_a_throttled_create():
+    answers = iter(["throttled", "created"])
+
+    def handler(http_request):
+        if next(answers) == "throttled":
+            later = datetime.now(dt_timezone.utc) + timedelta(seconds=12)
+            return httpx.Response(429, headers={"Retry-After": format_datetime(later, usegmt=True)})
+        return httpx.Response(201, json=prediction_json())
+
+    slept = []
+    assert mock_provider(handler, slept).submit(request()).id == "p1"
+    assert len(slept) == 1 and 10.5 <= slept[0] <= 12
+
+
+def test_a_retry_after_date_in_the_past_retries_at_once():
+    answers = iter(["busy", "ok"])
+
+    def handler(http_request):
+        if next(answers) == "busy":
+            return httpx.Response(503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+        return httpx.Response(200, json=prediction_json())
+
+    slept = []
+    mock_provider(handler, slept).fetch("p1")
+    assert slept == [0.0]
+
+
+def listed(**fields):
+    return {**prediction_json(input={"prompt": "a lighthouse", "aspect_ratio": "1:1"}), **fields}
+
+
+def test_a_relative_next_page_is_followed():
+    def handler(http_request):
+        if "cursor" not in http_request.url.params:
+            return httpx.Response(
+                200,
+                json={
+                    "next": "/v1/predictions?cursor=page2",
+                    "results": [listed(id="other", model="x/y")],
+                },
+            )
+        return httpx.Response(200, json={"next": None, "results": [listed(id="p1")]})
+
+    provider = mock_provider(handler)
+    found = provider.find(request(), created_after=datetime.now(dt_timezone.utc))
+    assert [p.id for p in found] == ["p1"]
+    assert str(provider.seen[1].url) == f"{API}/v1/predictions?cursor=page2"
+
+
+@pytest.mark.parametrize(
+    "next_url", ["https://evil.example/v1/predictions?cursor=2", "//evil.example/v1/predictions"]
+)
+def test_a_next_page_on_another_origin_is_not_followed(next_url):
+    def handler(http_request):
+        return httpx.Response(200, json={"next": next_url, "results": [listed(id="p1")]})
+
+    provider = mock_provider(handler)
+    found = provider.find(request(), created_after=datetime.now(dt_timezone.utc))
+    assert [p.id for p in found] == ["p1"]
+    assert [r.url.host for r in provider.seen] == ["api.replicate.test"]
+
+
+# A create whose answer was lost, at the HTTP level ------------------------------------------
+
+
+@pytest.fixture
+def quick_lookups(monkeypatch):
+    """The lost create's lookups happen without the real pauses between them."""
+    monkeypatch.setattr(services, "LOOKUP_DELAYS", (0.0, 0.0, 0.0, 0.0))
+
+
+def lost_create(listings, *, download=None):
+    """A handler: the create is sent and its answer lost; each listing answers the next page."""
+    pages = iter(listings)
+
+    def handler(http_request):
+        if http_request.method == "POST":
+            raise httpx.ReadError("connection reset", request=http_request)
+        if http_request.url.path == "/v1/predictions":
+            page = next(pages, [])
+            if isinstance(page, httpx.Response):
+                return page
+            return httpx.Response(200, json={"next": None, "results": page})
+        if http_request.url.host == "replicate.delivery":
+            return httpx.Response(200, content=png_bytes())
+        raise AssertionError(f"unexpected request {http_request.method} {http_request.url}")
+
+    return handler
+
+
+def run_against(handler) -> tuple[GeneratedImage, ReplicateProvider]:
+    provider = mock_provider(handler)
+    row = create_generation(None, prompt="a lighthouse", input={"aspect_ratio": "1:1"})
+    return run_generation(row.pk, provider=provider), provider
+
+
+def made_for_us(**fields):
+    sent = {"prompt": "a lighthouse", "aspect_ratio": "1:1", "resolution": "1K"}
+    return {
+        **prediction_json(input={**sent, "output_format": "jpg"}),
+        "status": "succeeded",
+        "output": "https://replicate.delivery/xezq/lost/out.png",
+        **fields,
+    }
+
+
+def test_a_lost_create_that_shows_up_late_in_the_list_is_adopted(quick_lookups):
+    row, provider = run_against(lost_create([[], [], [made_for_us(id="late")]]))
+    assert row.status == Status.SUCCEEDED, row.error_message
+    assert row.prediction_id == "late"
+    assert [r.method for r in provider.seen].count("POST") == 1
+
+
+def test_a_lost_create_never_listed_fails_without_a_second_create(quick_lookups):
+    owned = create_generation(None, prompt="a lighthouse", input={"aspect_ratio": "1:1"})
+    GeneratedImage.objects.filter(pk=owned.pk).update(
+        status=Status.SUCCEEDED, prediction_id="someone-elses"
+    )
+    row, provider = run_against(lost_create([[made_for_us(id="someone-elses")]] * 10))
+    assert (row.status, row.error_code) == (Status.FAILED, "submission_uncertain")
+    assert "not sent again" in row.error_message
+    assert "probably" in row.error_message
+    methods = [r.method for r in provider.seen]
+    assert methods.count("POST") == 1
+    assert methods.count("GET") == 5  # the first look and four more over a few seconds
+
+
+def test_a_lost_create_whose_lookup_fails_says_so(quick_lookups):
+    refused = httpx.Response(401, json={"detail": "Invalid token."})
+    row, provider = run_against(lost_create([refused]))
+    assert (row.status, row.error_code) == (Status.FAILED, "submission_uncertain")
+    assert "dashboard" in row.error_message and "401" in row.error_message
+    assert [r.method for r in provider.seen].count("POST") == 1
+
+
+def test_the_lookups_of_a_lost_create_take_a_few_seconds_at_most():
+    assert 3 <= sum(services.LOOKUP_DELAYS) <= 10

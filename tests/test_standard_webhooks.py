@@ -71,10 +71,54 @@ def test_missing_header_is_named(missing: str) -> None:
         verify(SECRET, incomplete, BODY, now=TIMESTAMP)
 
 
-@pytest.mark.parametrize("timestamp", ["soon", "", "1614265330.5", "+1614265330", "1_614_265_330"])
-def test_non_integer_timestamp(timestamp: str) -> None:
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "soon",
+        "",
+        "+1614265330",
+        "-1614265330",
+        " 1614265330",
+        "1_614_265_330",
+        "1614265330.",
+        ".5",
+        "1.6e9",
+        "nan",
+        "inf",
+        "0x6037a2f2",
+    ],
+)
+def test_a_timestamp_that_is_not_a_plain_number_is_refused(timestamp: str) -> None:
     with pytest.raises(WebhookVerificationError, match="timestamp"):
         verify(SECRET, headers(timestamp=timestamp), BODY, now=TIMESTAMP)
+
+
+def test_a_fractional_timestamp_is_accepted_like_the_reference_library_does() -> None:
+    """The reference parses it as a float and signs its whole seconds."""
+    verify(SECRET, headers(timestamp="1614265330.5"), BODY, now=TIMESTAMP)
+    verify(SECRET, headers(timestamp="1614265330.999"), BODY, now=TIMESTAMP + 300)
+    verify(SECRET, headers(timestamp="1614265330.99999999999"), BODY, now=TIMESTAMP)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        verify(SECRET, headers(timestamp="1614265330.5"), BODY, now=TIMESTAMP + 300.6)
+
+
+def test_a_secret_pasted_without_its_base64_padding_still_verifies() -> None:
+    secret = new_secret()
+    assert secret.endswith("=")  # 32 bytes take 44 base64 characters, the last one padding
+    unpadded = secret.rstrip("=")
+    now = int(time.time())
+    signature = sign(secret, MSG_ID, now, BODY)
+    assert sign(unpadded, MSG_ID, now, BODY) == signature
+    signed = {"webhook-id": MSG_ID, "webhook-timestamp": str(now), "webhook-signature": signature}
+    verify(unpadded, signed, BODY)
+    verify(unpadded.removeprefix("whsec_"), signed, BODY)
+
+
+@pytest.mark.parametrize("secret", ["whsec_", "whsec_A", "whsec_AAAAA", "whsec_not base64!"])
+def test_a_secret_that_padding_cannot_mend_is_still_a_configuration_error(secret: str) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        verify(secret, headers(), BODY, now=TIMESTAMP)
+    assert not isinstance(excinfo.value, WebhookVerificationError)
 
 
 def test_timestamp_too_old() -> None:

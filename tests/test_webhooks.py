@@ -8,6 +8,7 @@ import json
 import logging
 import time
 
+import django
 import pytest
 from django.core.cache import caches
 from django.core.checks import run_checks
@@ -363,6 +364,22 @@ def test_the_receiver_needs_no_csrf_token(emulator):
     assert response.status_code == 200
 
 
+@pytest.mark.django_db
+def test_the_receiver_is_reachable_on_a_site_that_requires_login(emulator, settings):
+    """Django 5.1+'s LoginRequiredMiddleware must not send Replicate to the login page."""
+    if django.VERSION < (5, 1):
+        pytest.skip("LoginRequiredMiddleware is new in Django 5.1")
+    settings.MIDDLEWARE = [
+        *settings.MIDDLEWARE,
+        "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    ]
+    row = submitted()
+    body = finished_body(emulator, row)
+    response = post(Client(), body, signed(body, emulator.webhook_secret))
+    assert response.status_code == 200
+    assert response.json() == {"result": "accepted"}
+
+
 # Deduplication ------------------------------------------------------------------------------
 
 
@@ -492,6 +509,22 @@ def test_a_malformed_configured_secret_is_not_blamed_on_the_sender(client, setti
     assert response.status_code == 503
     assert "NANOBANANA['WEBHOOK_SECRET'] is not a valid" in caplog.text
     assert "not base64!" not in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_configured_secret_without_its_padding_completes_generations(
+    client, emulator, settings, completions, django_capture_on_commit_callbacks
+):
+    assert emulator.webhook_secret.endswith("=")
+    use(settings, WEBHOOK_SECRET=emulator.webhook_secret.rstrip("="))
+    row = submitted()
+    body = finished_body(emulator, row)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, body, signed(body, emulator.webhook_secret))
+    assert response.status_code == 200
+    assert completions == [row.pk]
+    row.refresh_from_db()
+    assert row.status == Status.SUCCEEDED
 
 
 @pytest.mark.django_db

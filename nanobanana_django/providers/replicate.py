@@ -8,14 +8,17 @@ backoff on 429 and 5xx, honouring ``Retry-After``.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from email.utils import parsedate_to_datetime
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -34,6 +37,7 @@ from ..exceptions import (
     RateLimited,
     RequestTooLarge,
     SubmissionUncertain,
+    UnexpectedOutput,
 )
 from ..images import spool
 from ..ratelimit import CreateRateLimiter
@@ -47,6 +51,16 @@ MAX_BACKOFF = 30.0
 MAX_DETAIL_LENGTH = 500
 MAX_LIST_PAGES = 5
 LIST_PAGE_SIZE = 100
+IMAGE_KEYS = ("image", "images", "output", "url", "urls", "uri", "file", "files")
+"""Keys looked at first for an image URL in an object-shaped output."""
+
+
+@dataclass
+class ReplicatePrediction(Prediction):
+    """A prediction that remembers why its output cannot be downloaded, for the message."""
+
+    #: What a succeeded output without an image URL looked like (never its values).
+    output_shape: str | None = None
 
 
 class ReplicateProvider(Provider):
@@ -207,9 +221,16 @@ class ReplicateProvider(Provider):
                     yield item
             if stop_when is not None and stop_when <= seen:
                 return
-            url = data.get("next") or None
+            following = data.get("next")
+            url = urljoin(url, following) if isinstance(following, str) and following else None
 
     def open_output(self, prediction: Prediction, *, max_bytes: int) -> IO[bytes]:
+        shape = getattr(prediction, "output_shape", None)
+        if shape and not prediction.data_removed:
+            raise UnexpectedOutput(
+                f"Replicate's output for this prediction holds no image URL: it is {shape}. "
+                "Check that NANOBANANA['MODEL'] names a model that makes images."
+            )
         if prediction.data_removed or not prediction.output_url:
             raise OutputExpired(
                 "Replicate no longer has this prediction's output (outputs are deleted after "
@@ -315,14 +336,17 @@ class ReplicateProvider(Provider):
         metrics = data.get("metrics") or {}
         predict_time = metrics.get("predict_time")
         urls = data.get("urls") or {}
-        return Prediction(
+        output = data.get("output")
+        output_url = _first_url(output)
+        return ReplicatePrediction(
             id=prediction_id,
             status=status,
-            output_url=_first_url(data.get("output")),
-            error=_text(data.get("error")),
+            output_url=output_url,
+            error=_error_text(data.get("error")),
             predict_time=float(predict_time) if isinstance(predict_time, (int, float)) else None,
             data_removed=bool(data.get("data_removed")),
             get_url=urls.get("get") or location,
+            output_shape=None if output_url or output in (None, "", [], {}) else _shape(output),
         )
 
     def _error(self, response: httpx.Response, *, creating: str | None = None) -> NanoBananaError:
@@ -407,11 +431,21 @@ def _backoff(attempt: int) -> float:
 
 
 def _retry_after_header(response: httpx.Response) -> float | None:
+    """Seconds to wait, from ``Retry-After`` as seconds or as an HTTP date (RFC 9110)."""
     value = response.headers.get("Retry-After", "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
+    if not value:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, as HTTP dates always are
+        when = when.replace(tzinfo=dt_timezone.utc)
+    return max(0.0, (when - datetime.now(dt_timezone.utc)).total_seconds())
 
 
 def _retry_after(response: httpx.Response, attempt: int) -> float:
@@ -443,13 +477,53 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def _first_url(output: Any) -> str | None:
-    """Nano Banana returns one URL; accept a list too, as other models do."""
+def _error_text(error: Any) -> str | None:
+    """A prediction's ``error``, readable even when it is an object (never a Python repr)."""
+    if isinstance(error, dict):
+        for key in ("message", "detail", "title", "error"):
+            text = _error_text(error.get(key))
+            if text:
+                return text
+    if isinstance(error, (dict, list)):
+        return json.dumps(error, separators=(",", ":"), ensure_ascii=False)[:MAX_DETAIL_LENGTH]
+    return _text(error)
+
+
+def _first_url(output: Any, depth: int = 0) -> str | None:
+    """The image URL in an output: Nano Banana's one string, a list, or an object of them."""
     if isinstance(output, str):
-        return output or None
+        return output if output and (depth == 0 or _looks_like_url(output)) else None
+    if depth > 3:
+        return None
     if isinstance(output, (list, tuple)):
-        return next((item for item in output if isinstance(item, str) and item), None)
-    return None
+        # A top-level list is how models return several files: its strings are taken as is.
+        items, inner = list(output), (0 if depth == 0 else depth + 1)
+    elif isinstance(output, dict):
+        preferred = [output[key] for key in IMAGE_KEYS if key in output]
+        items = preferred + [value for key, value in output.items() if key not in IMAGE_KEYS]
+        inner = depth + 1
+    else:
+        return None
+    return next((url for item in items if (url := _first_url(item, inner))), None)
+
+
+def _looks_like_url(text: str) -> bool:
+    return text.startswith(("https://", "http://", "data:image/"))
+
+
+def _shape(output: Any) -> str:
+    """Describe an output by its type and keys, without echoing values."""
+    if isinstance(output, dict):
+        keys = [repr(str(key)[:40]) for key in list(output)[:8]]
+        more = ", ..." if len(output) > 8 else ""
+        return f"an object with the keys {', '.join(keys)}{more}"
+    if isinstance(output, (list, tuple)):
+        return f"a list of {len(output)} item(s), none of them an image URL"
+    if isinstance(output, bool):
+        return "a boolean"
+    if isinstance(output, (int, float)):
+        return "a number"
+    return f"a {type(output).__name__}"
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
