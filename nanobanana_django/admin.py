@@ -405,6 +405,14 @@ class GenerationHistoryInline(GenericTabularInline):
     show_change_link = True
     verbose_name = _("header image generation")
     verbose_name_plural = _("header image history")
+    template = "admin/nanobanana_django/edit_inline/history.html"
+    #: Shown instead of an empty table when the object has no generations yet.
+    empty_text = _(
+        "No header image has been generated for this object yet. To make one, select it in "
+        "the list and choose the “Generate header image” action; publishing it also makes "
+        "one when your site generates images on publishing. Every generation then appears "
+        "here, and any of them can be put back as the header image."
+    )
 
     class Media:
         css = {"all": ["nanobanana_django/admin.css"]}

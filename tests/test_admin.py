@@ -678,6 +678,36 @@ def test_the_article_page_shows_its_history_with_a_way_to_use_an_older_image(
     assert url("nanobanana_django_generatedimage_use", newer.pk) not in page
 
 
+def test_an_object_without_generations_says_how_to_make_one(admin_client, two_articles):
+    article = two_articles[0]
+    page = admin_client.get(url("testapp_article_change", article.pk)).content.decode()
+
+    assert "Header image history" in page
+    assert "No header image has been generated for this object yet." in page
+    assert "“Generate header image” action" in page
+    assert "nanobanana-empty" in page
+
+    generate_for(article)
+    page = admin_client.get(url("testapp_article_change", article.pk)).content.decode()
+    assert "No header image has been generated" not in page
+
+
+def test_an_object_without_generations_can_still_be_saved(admin_client, two_articles):
+    article = two_articles[0]
+    prefix = "nanobanana_django-generatedimage-content_type-object_id"
+    response = admin_client.post(
+        url("testapp_article_change", article.pk),
+        {
+            "title": "Ten quiet cafés",
+            "topic": "travel",
+            "status": "draft",
+            f"{prefix}-TOTAL_FORMS": "0",
+            f"{prefix}-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.context["errors"]
+
+
 def test_the_add_page_has_no_history(admin_client):
     page = admin_client.get(url("testapp_article_add")).content.decode()
     assert "Header image history" not in page
