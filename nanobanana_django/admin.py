@@ -38,6 +38,8 @@ from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format, time_format
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator, capfirst
 from django.utils.translation import gettext, ngettext
@@ -403,6 +405,14 @@ class GenerationHistoryInline(GenericTabularInline):
     show_change_link = True
     verbose_name = _("header image generation")
     verbose_name_plural = _("header image history")
+    template = "admin/nanobanana_django/edit_inline/history.html"
+    #: Shown instead of an empty table when the object has no generations yet.
+    empty_text = _(
+        "No header image has been generated for this object yet. To make one, select it in "
+        "the list and choose the “Generate header image” action; publishing it also makes "
+        "one when your site generates images on publishing. Every generation then appears "
+        "here, and any of them can be put back as the header image."
+    )
 
     class Media:
         css = {"all": ["nanobanana_django/admin.css"]}
@@ -549,11 +559,9 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         "thumbnail",
         "status_label",
         "content_object_link",
-        "model_name",
-        "resolution",
-        "aspect_ratio",
+        "request_label",
         "duration_label",
-        "created_at",
+        "created_label",
     )
     list_filter = ("status", "provider", "model_name", "created_at")
     search_fields = ("prompt", "prediction_id", "=object_id")
@@ -688,13 +696,28 @@ class GeneratedImageAdmin(admin.ModelAdmin):
             return _object_label(obj)
         return format_html('<a href="{}">{}</a>', url, _object_label(obj))
 
-    @admin.display(description=_("resolution"))
-    def resolution(self, row: GeneratedImage) -> str:
-        return (row.input_params or {}).get("resolution") or "—"
+    @admin.display(description=_("request"), ordering="model_name")
+    def request_label(self, row: GeneratedImage) -> str:
+        """Aspect ratio, resolution and model in one column, so the list fits beside the
+        admin's navigation and filters at 1400 px."""
+        params = row.input_params or {}
+        values = [params.get(name) for name in ("aspect_ratio", "resolution")]
+        return format_html(
+            '<span class="nanobanana-nowrap">{}</span><div class="nanobanana-muted">{}</div>',
+            " · ".join(str(value) for value in values if value) or "—",
+            row.model_name,
+        )
 
-    @admin.display(description=_("aspect ratio"))
-    def aspect_ratio(self, row: GeneratedImage) -> str:
-        return (row.input_params or {}).get("aspect_ratio") or "—"
+    @admin.display(description=_("created"), ordering="created_at")
+    def created_label(self, row: GeneratedImage) -> str:
+        """Date over time: one line is the widest cell in the list."""
+        created = timezone.localtime(row.created_at)
+        return format_html(
+            '<span class="nanobanana-nowrap">{}</span><br>'
+            '<span class="nanobanana-nowrap">{}</span>',
+            date_format(created),
+            time_format(created),
+        )
 
     @admin.display(description=_("duration"))
     def duration_label(self, row: GeneratedImage) -> str:

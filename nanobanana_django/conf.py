@@ -358,5 +358,40 @@ class AppSettings:
             raise self._error(key, f"is {value!r}", "Use a positive number.")
         return float(value)
 
+    # Placeholder art --------------------------------------------------------------------
+
+    @property
+    def PLACEHOLDER_FONT(self) -> str | None:
+        """A TrueType/OpenType font file for placeholder titles. Default None.
+
+        Pillow's bundled font shows Latin letters (accents are drawn over the base
+        letter); a font such as Noto Sans CJK shows other scripts.
+        """
+        value = self._get("PLACEHOLDER_FONT")
+        if value is None or value == "":
+            return None
+        if not isinstance(value, (str, os.PathLike)):
+            raise self._error(
+                "PLACEHOLDER_FONT", f"is {value!r}", "Give the path of a .ttf or .otf font file."
+            )
+        path = os.fspath(value)
+        if not os.path.isfile(path):
+            raise self._error(
+                "PLACEHOLDER_FONT",
+                f"is {path!r}, which is not a file",
+                "Give the path of a .ttf or .otf font file, or leave it unset.",
+            )
+        from PIL import ImageFont
+
+        try:
+            ImageFont.truetype(path, 12)
+        except (OSError, ImportError) as exc:
+            raise self._error(
+                "PLACEHOLDER_FONT",
+                f"is {path!r}, which Pillow cannot open as a font ({exc})",
+                "Give a TrueType or OpenType font; Pillow needs FreeType for it.",
+            ) from None
+        return path
+
 
 app_settings = AppSettings()

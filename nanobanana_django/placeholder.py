@@ -16,13 +16,16 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import io
+import logging
 import math
+import os
 import random
 import unicodedata
 from collections.abc import Sequence
+from contextvars import ContextVar
 from functools import lru_cache
 
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, features
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageOps, features
 
 __all__ = ["MAX_SIDE", "OUTPUT_FORMATS", "render_placeholder"]
 
@@ -57,28 +60,45 @@ def render_placeholder(
     height: int,
     output_format: str = "jpg",
     title: str | None = None,
+    seed: str = "",
+    font_path: str | os.PathLike[str] | None = None,
 ) -> bytes:
     """Render a header image offline and return the encoded bytes.
 
     The same arguments always give the same bytes, so a placeholder does not change
-    between page loads or test runs. ``output_format`` is ``"jpg"`` or ``"png"``.
-    Raises ``ValueError`` for another format or a size outside ``1..MAX_SIDE``.
+    between page loads or test runs; a different ``seed`` (the generation's id, say)
+    gives different art for the same title, so "regenerate" shows a new picture.
+    ``output_format`` is ``"jpg"`` or ``"png"``. ``font_path`` names a TrueType or
+    OpenType font for the title, for scripts Pillow's bundled font cannot show.
+    Raises ``ValueError`` for another format, a size outside ``1..MAX_SIDE`` or a
+    font Pillow cannot read.
     """
     fmt = _check_format(output_format)
     _check_side("width", width)
     _check_side("height", height)
+    token = _font_path.set(os.fspath(font_path) if font_path else None)
+    try:
+        if font_path:
+            _font(12)  # a bad font fails here, before any work
+        seed_text = f"{title or ''}\x00{prompt}\x00{seed}"
+        rng = random.Random(hashlib.sha256(seed_text.encode("utf-8")).digest())
 
-    seed_text = f"{title or ''}\x00{prompt}"
-    rng = random.Random(hashlib.sha256(seed_text.encode("utf-8")).digest())
-
-    image = _background(rng, width, height)
-    text = _display_text(prompt, title)
-    shown = _renderable(text)
-    # Drop a title that lost most of its letters to missing glyphs (say, all CJK):
-    # a bare background reads better than a few stray characters.
-    if shown and _letters(shown) * 2 >= _letters(text):
-        _draw_title(image, shown)
-    _draw_badge(image)
+        image = _background(rng, width, height)
+        text = _display_text(prompt, title)
+        shown = _renderable(text)
+        # Drop a title that lost most of its letters to missing glyphs (say, all CJK):
+        # a bare background reads better than a few stray characters.
+        if shown and _letters(shown) * 2 >= _letters(text):
+            _draw_title(image, shown)
+        elif _letters(text):
+            logger.warning(
+                "The placeholder font cannot show most of %r, so the placeholder has no "
+                "title. Set NANOBANANA['PLACEHOLDER_FONT'] to a font for this script.",
+                text,
+            )
+        _draw_badge(image)
+    finally:
+        _font_path.reset(token)
 
     buffer = io.BytesIO()
     if fmt == "jpg":
@@ -321,29 +341,119 @@ _FOLD = str.maketrans(
         "\u0131": "i",
     }
 )
-"""Plain stand-ins for letters that do not decompose into base letter + accent."""
+"""Plain stand-ins for letters that a font has neither as a glyph nor as parts."""
+
+# How to draw a combining mark with glyphs that even Pillow's bundled font has:
+# (glyph, where, transform). "breve" is drawn as an arc.
+_MARKS: dict[str, tuple[str, str, str]] = {
+    "\u0300": ("`", "above", ""),  # grave
+    "\u0301": ("\u00b4", "above", ""),  # acute
+    "\u0302": ("^", "above", ""),  # circumflex
+    "\u0303": ("~", "above", ""),  # tilde
+    "\u0304": ("-", "above", ""),  # macron
+    "\u0306": ("breve", "above", ""),
+    "\u0307": (".", "above", ""),  # dot above
+    "\u0308": ("..", "above", ""),  # diaeresis
+    "\u030a": ("\u00b0", "above", ""),  # ring
+    "\u030b": ("\u00b4\u00b4", "above", ""),  # double acute
+    "\u030c": ("^", "above", "flip"),  # caron
+    "\u0326": (",", "below", ""),  # comma below
+    "\u0327": (",", "below", ""),  # cedilla
+    "\u0328": (",", "below-right", "mirror"),  # ogonek
+}
+
+# Letters with a bar or slash through them, which Unicode does not decompose.
+_STRUCK: dict[str, tuple[str, str]] = {
+    "\u0141": ("L", "stem"),
+    "\u0142": ("l", "stem"),
+    "\u00d8": ("O", "slash"),
+    "\u00f8": ("o", "slash"),
+    "\u0110": ("D", "bar"),
+    "\u0111": ("d", "bar-high"),
+}
+
+_NATIVE = ""
+_MISSING = None
+_Plan = tuple[str, tuple[str, ...]] | str | None
+"""How one character is drawn: ``_NATIVE`` (its own glyph), ``(base, marks)`` (a base
+letter with marks drawn over it), or ``_MISSING``."""
+
+_font_path: ContextVar[str | None] = ContextVar("placeholder_font_path", default=None)
+"""The font file of the render in progress; None for Pillow's bundled font."""
+
+logger = logging.getLogger(__name__)
 
 
 def _renderable(text: str) -> str:
-    """Replace characters the font lacks, so they never render as empty boxes.
+    """The text as the font can show it, so nothing renders as an empty box.
 
-    Pillow's bundled scalable font covers little beyond ASCII, so "café" would show a
-    box: accents are dropped ("cafe"), a few letters are spelled out, and whatever is
-    still missing (e.g. CJK) is left out.
+    Pillow's bundled scalable font has ASCII and a few symbols but no accented letters,
+    so those are drawn as the base letter plus the accent ("café" stays "café"); a few
+    letters with no parts are spelled out ("Straße" -> "Strasse"); each run of
+    characters that still cannot be shown (say, CJK) becomes an ellipsis, so the gap
+    is visible. ``PLACEHOLDER_FONT`` names a font for other scripts.
     """
-    bitmap = not _scalable()
     out: list[str] = []
+    missing = False
     for ch in text:
-        if _has_glyph(ch, bitmap):
-            out.append(ch)
-            continue
-        folded = unicodedata.normalize("NFKD", ch.translate(_FOLD))
-        out.extend(c for c in folded if not unicodedata.combining(c) and _has_glyph(c, bitmap))
+        shown = ch if _plan(ch) is not _MISSING else _fold(ch)
+        if shown:
+            out.append(shown)
+            missing = False
+        elif not missing:
+            out.append(_ellipsis())
+            missing = True
     return " ".join("".join(out).split())
 
 
-@lru_cache(maxsize=1024)
-def _has_glyph(ch: str, bitmap: bool) -> bool:
+def _ellipsis() -> str:
+    return _ELLIPSIS if _plan(_ELLIPSIS) is _NATIVE else "..."
+
+
+def _fold(ch: str) -> str:
+    """Plain letters for ``ch`` that the font can show, or "" if there are none."""
+    folded = unicodedata.normalize("NFKD", ch.translate(_FOLD))
+    parts = [c for c in folded if not unicodedata.combining(c)]
+    if not parts or any(_plan(c) is _MISSING for c in parts):
+        return ""
+    return "".join(parts)
+
+
+def _plan(ch: str) -> _Plan:
+    return _plan_for(ch, not _scalable(), _font_path.get())
+
+
+@lru_cache(maxsize=4096)
+def _plan_for(ch: str, bitmap: bool, path: str | None) -> _Plan:
+    if _has_glyph(ch, bitmap, path):
+        return _NATIVE
+    if bitmap:
+        return _MISSING  # marks drawn from glyphs need a scalable font
+    if ch in _STRUCK:
+        base, stroke = _STRUCK[ch]
+        return (base, (stroke,))
+    decomposed = unicodedata.normalize("NFD", ch)
+    base, marks = decomposed[0], tuple(decomposed[1:])
+    if (
+        marks
+        and _has_glyph(base, bitmap, path)
+        and all(m in _MARKS and _can_draw_mark(_MARKS[m][0], path) for m in marks)
+    ):
+        return (base, marks)
+    return _MISSING
+
+
+def _can_draw_mark(glyph: str, path: str | None) -> bool:
+    return glyph == "breve" or all(_has_glyph(g, False, path) for g in glyph)
+
+
+def _bases(text: str) -> str:
+    """``text`` with composed letters replaced by their base letter (same length)."""
+    return "".join(plan[0] if isinstance(plan := _plan(ch), tuple) else ch for ch in text)
+
+
+@lru_cache(maxsize=4096)
+def _has_glyph(ch: str, bitmap: bool, path: str | None = None) -> bool:
     if ch == " ":
         return True
     if bitmap:
@@ -352,7 +462,7 @@ def _has_glyph(ch: str, bitmap: bool) -> bool:
         except UnicodeEncodeError:
             return False
         return ch.isprintable()
-    font = _font(24)
+    font = _load_font(24, path)
     assert isinstance(font, ImageFont.FreeTypeFont)
     return _glyph_signature(font, ch) != _glyph_signature(font, "\uffff")
 
@@ -367,9 +477,13 @@ def _letters(text: str) -> int:
     return sum(ch.isalnum() for ch in text)
 
 
-@lru_cache(maxsize=1)
 def _scalable() -> bool:
-    """Whether Pillow can draw its bundled font at any size (that needs FreeType)."""
+    """Whether the font can be drawn at any size (that needs FreeType)."""
+    return _font_path.get() is not None or _bundled_scalable()
+
+
+@lru_cache(maxsize=1)
+def _bundled_scalable() -> bool:
     if not features.check("freetype2"):
         return False
     try:
@@ -378,13 +492,22 @@ def _scalable() -> bool:
         return False
 
 
-@lru_cache(maxsize=64)
 def _font(size: int) -> _FontT:
-    """Pillow's bundled font at ``size`` px; size 0 means the fixed bitmap font.
+    """The render's font at ``size`` px; size 0 means Pillow's fixed bitmap font.
 
     Callers pass 0 when :func:`_scalable` is false; the bitmap font is then drawn at
     its native ~11 px and scaled up as an image.
     """
+    return _load_font(size, _font_path.get())
+
+
+@lru_cache(maxsize=128)
+def _load_font(size: int, path: str | None) -> _FontT:
+    if size > 0 and path is not None:
+        try:
+            return ImageFont.truetype(path, size)
+        except (OSError, ImportError) as exc:
+            raise ValueError(f"font_path {path!r} is not a font Pillow can read: {exc}") from exc
     if size > 0:
         return ImageFont.load_default(size=size)
     load_bitmap = getattr(ImageFont, "load_default_imagefont", None)
@@ -392,7 +515,131 @@ def _font(size: int) -> _FontT:
 
 
 def _text_width(font: _FontT, text: str) -> float:
-    return font.getlength(text)
+    return font.getlength(_bases(text))
+
+
+def _draw_marks(
+    mask: Image.Image, font: ImageFont.FreeTypeFont, line: str, x: float, y: float, stroke: int
+) -> None:
+    """Draw the accents of composed letters in ``line``, drawn from ``(x, y)`` (anchor
+    ``lm``) with their base letters, over and under those letters."""
+    bases = _bases(line)
+    if bases == line:
+        return
+    size = font.size
+    gap = max(1, round(size * 0.07))
+    x_top = y + _ink(font, "x", stroke)[1]
+    baseline = y + _ink(font, "x", stroke)[3]
+    stem = max(1, _ink(font, "l", stroke)[2] - _ink(font, "l", stroke)[0])
+    draw = ImageDraw.Draw(mask)
+    for i, ch in enumerate(line):
+        plan = _plan(ch)
+        if not isinstance(plan, tuple):
+            continue
+        base, marks = plan
+        pen = x + font.getlength(bases[:i])
+        left, top, right, bottom = _ink(font, base, stroke)
+        left, top, right, bottom = pen + left, y + top, pen + right, y + bottom
+        if base in "ij" and any(_MARKS.get(m, ("", ""))[1] == "above" for m in marks):
+            draw.rectangle((left, top, right, x_top - gap), fill=0)  # a dotless i under the accent
+            top = x_top
+        centre = (left + right) / 2
+        for mark in marks:
+            if mark in ("stem", "slash", "bar", "bar-high"):
+                _strike(draw, mark, (left, top, right, bottom), stem, baseline)
+                continue
+            glyph, where, transform = _MARKS[mark]
+            image = _mark_image(font, glyph, stroke, transform)
+            if where == "above":
+                at = (round(centre - image.width / 2), round(top - gap - image.height))
+                top -= gap + image.height
+            elif where == "below":
+                at = (round(centre - image.width / 2), round(max(bottom, baseline) + gap / 2))
+            else:  # below-right: an ogonek hangs from the right of the letter
+                at = (round(right - image.width), round(max(bottom, baseline) - gap / 2))
+            mask.paste(255, at, image)
+
+
+@lru_cache(maxsize=512)
+def _draw_alone(font: ImageFont.FreeTypeFont, text: str, stroke: int) -> Image.Image:
+    """``text`` drawn on its own; :meth:`getbbox` bounds it (its box also holds the
+    origin and the baseline, so it is not the ink's box)."""
+    left, top, right, bottom = font.getbbox(text, anchor="lm", stroke_width=stroke)
+    image = Image.new("L", (right - left + 2, bottom - top + 2), 0)
+    ImageDraw.Draw(image).text(
+        (1 - left, 1 - top),
+        text,
+        font=font,
+        fill=255,
+        anchor="lm",
+        stroke_width=stroke,
+        stroke_fill=255,
+    )
+    return image
+
+
+def _ink_in_image(
+    font: ImageFont.FreeTypeFont, text: str, stroke: int
+) -> tuple[int, int, int, int]:
+    return _draw_alone(font, text, stroke).getbbox() or (0, 0, 1, 1)
+
+
+def _ink(font: ImageFont.FreeTypeFont, text: str, stroke: int) -> tuple[int, int, int, int]:
+    """The box of the pixels ``text`` paints, relative to its ``lm`` anchor."""
+    left, top = font.getbbox(text, anchor="lm", stroke_width=stroke)[:2]
+    box = _ink_in_image(font, text, stroke)
+    return (box[0] + left - 1, box[1] + top - 1, box[2] + left - 1, box[3] + top - 1)
+
+
+def _strike(
+    draw: ImageDraw.ImageDraw,
+    kind: str,
+    box: tuple[float, float, float, float],
+    stem: int,
+    baseline: float,
+) -> None:
+    """The bar of Đ and đ, the slash of Ø and ø, the stroke of Ł and ł."""
+    left, top, right, bottom = box
+    height = bottom - top
+    width = max(1, round(stem * 0.8))
+    if kind == "slash":
+        draw.line((left + stem * 0.2, bottom, right - stem * 0.2, top), fill=255, width=width)
+    elif kind == "stem":
+        x = left + stem / 2 if right - left > 2 * stem else (left + right) / 2
+        y = top + height * 0.55
+        reach = max(stem * 1.2, height * 0.14)
+        draw.line((x - reach, y + reach * 0.5, x + reach, y - reach * 0.5), fill=255, width=width)
+    elif kind == "bar":
+        y = top + height / 2
+        draw.line((left - stem * 0.6, y, left + stem * 2, y), fill=255, width=width)
+    else:  # bar-high: across the ascender of đ
+        y = top + height * 0.2
+        x = right - stem / 2
+        draw.line((x - stem * 1.6, y, x + stem, y), fill=255, width=width)
+
+
+@lru_cache(maxsize=256)
+def _mark_image(
+    font: ImageFont.FreeTypeFont, glyph: str, stroke: int, transform: str
+) -> Image.Image:
+    """An ``L`` image holding just the ink of an accent glyph."""
+    if glyph == "breve":
+        w, h = max(3, round(font.size * 0.3)), max(2, round(font.size * 0.14))
+        line = max(1, round(font.size * 0.06)) + stroke
+        image = Image.new("L", (w, h), 0)
+        ImageDraw.Draw(image).arc((0, -h, w - 1, h - 1), 0, 180, fill=255, width=line)
+        return image
+    image = _draw_alone(font, glyph, stroke).crop(_ink_in_image(font, glyph, stroke))
+    limit = max(1, round(font.size * 0.2))
+    if image.height > limit:  # "^" is a tall maths caret, not a circumflex
+        image = image.resize(
+            (max(1, round(image.width * limit / image.height)), limit), Image.Resampling.LANCZOS
+        )
+    if transform == "flip":
+        image = ImageOps.flip(image)
+    elif transform == "mirror":
+        image = ImageOps.mirror(image)
+    return image
 
 
 def _wrap(font: _FontT, text: str, max_width: float) -> list[str]:
@@ -422,7 +669,7 @@ def _truncate(font: _FontT, lines: list[str], max_width: float, max_lines: int) 
     """Keep ``max_lines`` lines, ending the last one with an ellipsis."""
     if len(lines) <= max_lines:
         return lines
-    ellipsis = _renderable(_ELLIPSIS)  # "..." where the font has no ellipsis glyph
+    ellipsis = _ellipsis()
     kept = lines[:max_lines]
     last = kept[-1]
     while last and _text_width(font, last.rstrip(" ,.;:-") + ellipsis) > max_width:
@@ -477,7 +724,7 @@ def _balance(font: _FontT, text: str, lines: list[str], max_width: float) -> lis
     """Re-wrap to the narrowest width that keeps the line count, so lines come out
     even ("Ten quiet cafes in / Lisbon, worth the detour") instead of leaving an
     orphan word on the last line."""
-    if len(lines) < 2 or lines[-1].endswith(_renderable(_ELLIPSIS)):
+    if len(lines) < 2 or lines[-1].endswith(_ellipsis()):
         return lines
     lo, hi = max_width / 2, max_width
     for _ in range(10):
@@ -514,7 +761,9 @@ def _text_mask(lines: Sequence[str], font: _FontT, size: int, stroke: int) -> Im
     line_h = _line_height(font, size)
     gap = round(line_h * 0.18)
     widths = [math.ceil(_text_width(font, line)) + 2 * stroke for line in lines]
-    pad = stroke + max(2, line_h // 4)
+    # Room for accents drawn above capitals on the first line.
+    accents = any(_bases(line) != line for line in lines)
+    pad = stroke + max(2, line_h // 2 if accents else line_h // 4)
     mask_w = max(widths) + 2 * pad
     mask_h = len(lines) * line_h + (len(lines) - 1) * gap + 2 * pad
     mask = Image.new("L", (mask_w, mask_h), 0)
@@ -523,15 +772,17 @@ def _text_mask(lines: Sequence[str], font: _FontT, size: int, stroke: int) -> Im
         x = (mask_w - line_w) / 2 + stroke
         y = pad + i * (line_h + gap)
         if size:
+            assert isinstance(font, ImageFont.FreeTypeFont)
             draw.text(
                 (x, y + line_h * 0.5),
-                line,
+                _bases(line),
                 font=font,
                 fill=255,
                 anchor="lm",
                 stroke_width=stroke,
                 stroke_fill=255,
             )
+            _draw_marks(mask, font, line, x, y + line_h * 0.5, stroke)
         else:
             draw.text((x, y), line, font=font, fill=255)
     return mask

@@ -415,6 +415,7 @@ def _request_for(row: GeneratedImage) -> GenerationRequest:
         input={"prompt": row.prompt, **row.input_params},
         title=_title_for(row),
         webhook=webhook_url(),
+        generation_id=str(row.pk),
     )
 
 

@@ -453,9 +453,8 @@ def test_the_changelist_shows_thumbnail_status_object_model_inputs_duration_and_
     assert 'nanobanana-status-succeeded">Succeeded<' in page
     article_url = url("testapp_article_change", article.pk)
     assert f'<a href="{article_url}">Article “Ten quiet cafés in Lisbon”</a>' in page
-    assert "google/nano-banana-2" in page
-    assert '<td class="field-resolution">2K</td>' in page
-    assert '<td class="field-aspect_ratio">21:9</td>' in page
+    assert '<span class="nanobanana-nowrap">21:9 · 2K</span>' in page
+    assert '<div class="nanobanana-muted">google/nano-banana-2</div>' in page
     assert f"{row.duration:.1f} s" in page
     for title in ("By status", "By provider", "By model", "By created"):
         assert title in page
@@ -677,6 +676,36 @@ def test_the_article_page_shows_its_history_with_a_way_to_use_an_older_image(
     use_url = url("nanobanana_django_generatedimage_use", older.pk)
     assert f'href="{use_url}"' in page
     assert url("nanobanana_django_generatedimage_use", newer.pk) not in page
+
+
+def test_an_object_without_generations_says_how_to_make_one(admin_client, two_articles):
+    article = two_articles[0]
+    page = admin_client.get(url("testapp_article_change", article.pk)).content.decode()
+
+    assert "Header image history" in page
+    assert "No header image has been generated for this object yet." in page
+    assert "“Generate header image” action" in page
+    assert "nanobanana-empty" in page
+
+    generate_for(article)
+    page = admin_client.get(url("testapp_article_change", article.pk)).content.decode()
+    assert "No header image has been generated" not in page
+
+
+def test_an_object_without_generations_can_still_be_saved(admin_client, two_articles):
+    article = two_articles[0]
+    prefix = "nanobanana_django-generatedimage-content_type-object_id"
+    response = admin_client.post(
+        url("testapp_article_change", article.pk),
+        {
+            "title": "Ten quiet cafés",
+            "topic": "travel",
+            "status": "draft",
+            f"{prefix}-TOTAL_FORMS": "0",
+            f"{prefix}-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.context["errors"]
 
 
 def test_the_add_page_has_no_history(admin_client):

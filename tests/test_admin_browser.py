@@ -170,3 +170,53 @@ def save_screenshot(driver, name: str) -> None:
     )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     (SCREENSHOTS / name).write_bytes(base64.b64decode(shot["data"]))
+
+
+def test_the_generated_images_list_fits_a_1400_pixel_window(
+    live_server, browser, admin_user, media_root, settings
+):
+    """Long titles, long prompts and errors wrap inside their columns: no sideways scroll."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from nanobanana_django.services import create_generation, generate_for
+
+    settings.NANOBANANA = {**settings.NANOBANANA, "TASK_RUNNER": "immediate"}
+    titles = [
+        "Ten quiet cafés in Lisbon, worth the detour for the pastéis de nata alone, and why "
+        "the tram 28 is not",
+        "How we cut our cloud bill by 40% without rewriting a single service: reserved "
+        "instances, right-sizing and the Kubernetes autoscaler",
+        "Antidisestablishmentarianism-and-other-unbreakably-long-compound-words-in-headlines",
+    ]
+    for title in titles:
+        generate_for(Article.objects.create(title=title, topic="travel " * 20))
+    failed = create_generation(
+        Article.objects.create(title=titles[1] + " (again)"), prompt="x " * 400
+    )
+    GeneratedImage.objects.filter(pk=failed.pk).update(
+        status=GeneratedImage.Status.FAILED,
+        error_code="invalid_input",
+        error_message="The model refused the input: " + "a very long error message " * 20,
+        model_name="google/nano-banana-2-with-an-unusually-long-model-name",
+    )
+    browser.set_window_size(1400, 900)
+    wait = WebDriverWait(browser, TIMEOUT)
+    browser.get(f"{live_server.url}/admin/login/?next=/admin/nanobanana_django/generatedimage/")
+    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
+    browser.find_element(By.NAME, "password").send_keys("password")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait.until(EC.presence_of_element_located((By.ID, "result_list")))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")) == 4
+    inner = browser.execute_script("return window.innerWidth")
+    assert inner == 1400
+    save_screenshot(browser, "generated-image-changelist-1400.png")
+    scroll = browser.execute_script("return document.documentElement.scrollWidth")
+    assert scroll <= inner, f"the page is {scroll} px wide in a {inner} px window"
+    # The admin scrolls a too-wide table inside its box, hiding the last columns.
+    table, box = browser.execute_script(
+        "const r = document.querySelector('#changelist .results');"
+        "return [r.scrollWidth, r.clientWidth]"
+    )
+    assert table <= box, f"the list is {table} px wide in a {box} px box"

@@ -1,18 +1,22 @@
-"""Tests for the offline placeholder renderer (plain Pillow, no Django needed)."""
+"""Tests for the offline placeholder renderer (plain Pillow; Django only for its setting)."""
 
 from __future__ import annotations
 
 import io
+import os
 import time
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from PIL import Image, ImageChops, ImageStat
 
 from nanobanana_django import placeholder
+from nanobanana_django.conf import app_settings
 from nanobanana_django.dimensions import ASPECT_RATIOS, RESOLUTIONS, image_size
 from nanobanana_django.placeholder import MAX_SIDE, render_placeholder
 
 TITLE = "Ten quiet caf\u00e9s in Lisbon worth the detour"
+DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 LONG_TITLE = " ".join(["An extraordinarily long and winding headline"] * 12)
 
 
@@ -170,9 +174,86 @@ def test_prompt_is_shown_shortened_without_title() -> None:
     assert placeholder._display_text(prompt, "  A   title ") == "A title"
 
 
-def test_missing_glyphs_are_folded_not_boxed() -> None:
-    assert placeholder._renderable("caf\u00e9 \u2014 Stra\u00dfe") == "cafe - Strasse"
-    assert placeholder._renderable("\u6771\u4eac") == ""
+def test_letters_without_glyphs_or_parts_are_spelled_out_not_boxed() -> None:
+    assert placeholder._renderable("caf\u00e9 \u2014 Stra\u00dfe") == "caf\u00e9 - Strasse"
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Caf\u00e9s \u00e0 Paris: cr\u00e8me br\u00fbl\u00e9e",
+        "Z\u00fcrich",
+        "S\u00e3o Paulo",
+        "\u0141\u00f3d\u017a",
+    ],
+)
+def test_accented_titles_keep_their_accents(title: str) -> None:
+    assert placeholder._renderable(title) == title
+
+
+def test_an_accent_is_drawn_over_its_letter() -> None:
+    font = placeholder._font(64)
+    plain = placeholder._text_mask(["Cafe"], font, 64, 0)
+    accented = placeholder._text_mask(["Caf\u00e9"], font, 64, 0)
+    plain_box, accented_box = plain.getbbox(), accented.getbbox()
+    assert plain_box and accented_box
+    plain, accented = plain.crop(plain_box), accented.crop(accented_box)
+    # Same letters and size; the only new ink is a little, over the top of the "e".
+    assert accented.size == plain.size
+    width, height = plain.size
+    changed = ImageChops.difference(plain, accented).getbbox()
+    assert changed is not None
+    assert changed[0] > width * 0.6 and changed[3] < height * 0.5
+    ink = ImageStat.Stat(plain).sum[0] / 255
+    extra = ImageStat.Stat(accented).sum[0] / 255 - ink
+    assert 0 < extra < ink * 0.1
+
+
+def test_characters_the_font_cannot_show_leave_a_visible_gap() -> None:
+    assert placeholder._renderable("Tokyo \u6771\u4eac caf\u00e9s") == "Tokyo \u2026 caf\u00e9s"
+
+
+def test_a_title_the_font_cannot_show_is_left_out_with_a_hint(caplog) -> None:
+    render_placeholder(
+        prompt="", title="\u6771\u4eac\u306e\u30ab\u30d5\u30a7", width=320, height=180
+    )
+    assert "PLACEHOLDER_FONT" in caplog.text
+
+
+def test_a_font_file_shows_scripts_the_bundled_font_cannot() -> None:
+    if not os.path.isfile(DEJAVU):
+        pytest.skip(f"needs {DEJAVU} (Debian: fonts-dejavu-core)")
+    title = "\u041c\u043e\u0441\u043a\u0432\u0430"  # Moscow, in Cyrillic
+    kwargs = {"prompt": "p", "title": title, "width": 640, "height": 360, "output_format": "png"}
+    without = _open(render_placeholder(**kwargs))
+    with_font = _open(render_placeholder(**kwargs, font_path=DEJAVU))
+    middle = (100, 120, 540, 240)
+    assert _white_pixels(without, middle) == 0
+    assert _white_pixels(with_font, middle) > 500
+
+
+def test_a_font_pillow_cannot_read_is_refused() -> None:
+    with pytest.raises(ValueError, match="font_path"):
+        render_placeholder(prompt="p", width=64, height=32, font_path=__file__)
+
+
+@pytest.mark.parametrize("value", ["/no/such/font.ttf", __file__, 12])
+def test_a_bad_placeholder_font_setting_is_a_configuration_error(settings, value) -> None:
+    settings.NANOBANANA = {"PLACEHOLDER_FONT": value}
+    with pytest.raises(ImproperlyConfigured, match=r"NANOBANANA\['PLACEHOLDER_FONT'\]"):
+        _ = app_settings.PLACEHOLDER_FONT
+
+
+def test_the_placeholder_font_setting_defaults_to_the_bundled_font(settings) -> None:
+    settings.NANOBANANA = {}
+    assert app_settings.PLACEHOLDER_FONT is None
+
+
+def test_each_seed_gives_different_art_and_one_seed_the_same() -> None:
+    kwargs = {"prompt": "misty harbour", "title": TITLE, "width": 320, "height": 180}
+    first = render_placeholder(**kwargs, seed="41")
+    assert render_placeholder(**kwargs, seed="41") == first
+    assert render_placeholder(**kwargs, seed="42") != first
 
 
 @pytest.mark.parametrize("title", ["\u6771\u4eac\u306e\u30ab\u30d5\u30a7", "", "   ", "\u2014"])
@@ -206,3 +287,28 @@ def test_fast_enough_at_1k() -> None:
     start = time.perf_counter()
     render_placeholder(prompt="speed", title=TITLE, width=1376, height=768)
     assert time.perf_counter() - start < 2.0
+
+
+@pytest.mark.django_db
+def test_regenerating_a_placeholder_gives_a_new_picture(media_root) -> None:
+    from nanobanana_django.services import generate_for
+    from tests.testapp.models import Article
+
+    article = Article.objects.create(title="Ten quiet caf\u00e9s in Lisbon", topic="travel")
+    first = generate_for(article)
+    second = generate_for(article, overwrite=True)
+    assert first.prompt == second.prompt and first.input_params == second.input_params
+    with first.image.open("rb") as a, second.image.open("rb") as b:
+        assert a.read() != b.read()
+    assert first.prediction_id != second.prediction_id
+
+
+@pytest.mark.django_db
+def test_a_bad_placeholder_font_fails_the_generation_with_the_fix(settings, media_root) -> None:
+    from nanobanana_django.models import GeneratedImage
+    from nanobanana_django.services import generate_image
+
+    settings.NANOBANANA = {**settings.NANOBANANA, "PLACEHOLDER_FONT": "/no/such/font.ttf"}
+    row = generate_image("a lighthouse")
+    assert row.status == GeneratedImage.Status.FAILED
+    assert "NANOBANANA['PLACEHOLDER_FONT']" in row.error_message

@@ -31,6 +31,8 @@ class GenerationRequest:
     title: str = ""
     #: Where the provider should report completion, if the site can receive webhooks.
     webhook: str | None = None
+    #: The generation's id, so that offline art differs from one generation to the next.
+    generation_id: str = ""
 
 
 @dataclass

@@ -8,14 +8,20 @@ import json
 from datetime import datetime
 from typing import IO
 
+from django.core.exceptions import ImproperlyConfigured
+
+from ..conf import app_settings
 from ..dimensions import image_size
-from ..exceptions import ImageTooLarge, OutputExpired
+from ..exceptions import ImageTooLarge, NanoBananaError, OutputExpired
 from ..placeholder import render_placeholder
 from .base import SUCCEEDED, GenerationRequest, Prediction, Provider
 
 
 class PlaceholderProvider(Provider):
-    """Deterministic art from the title or prompt, at the requested ratio and size.
+    """Art from the title or prompt, at the requested ratio and size.
+
+    Each generation gets its own picture (seeded by its id), the same every time
+    that generation is rendered.
 
     The default when no Replicate token is configured, so a fresh checkout works.
     Images it makes are flagged (``GeneratedImage.is_placeholder``) everywhere.
@@ -29,15 +35,24 @@ class PlaceholderProvider(Provider):
         width, height = image_size(
             params.get("aspect_ratio", "match_input_image"), params.get("resolution", "1K")
         )
+        try:
+            font_path = app_settings.PLACEHOLDER_FONT
+        except ImproperlyConfigured as exc:
+            # Recorded on the row as it stands, so the editor sees the setting and the fix.
+            raise NanoBananaError(str(exc), code="improperly_configured") from exc
         content = render_placeholder(
             prompt=params["prompt"],
             title=request.title or None,
             width=width,
             height=height,
             output_format=params.get("output_format", "jpg"),
+            seed=request.generation_id,
+            font_path=font_path,
         )
         digest = hashlib.sha256(
-            json.dumps([request.model, params, request.title], sort_keys=True).encode()
+            json.dumps(
+                [request.model, params, request.title, request.generation_id], sort_keys=True
+            ).encode()
         ).hexdigest()
         return Prediction(id=f"placeholder-{digest[:20]}", status=SUCCEEDED, content=content)
 
