@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+
 
 class NanoBananaError(Exception):
     """Base class: a generation could not be completed."""
@@ -134,6 +136,9 @@ def describe(exc: BaseException) -> dict[str, Any]:
     """The ``error_code`` and ``error_message`` to record for any exception."""
     if isinstance(exc, NanoBananaError):
         return {"error_code": exc.code, "error_message": exc.message}
+    if isinstance(exc, ImproperlyConfigured):
+        # Our configuration errors name the setting and the fix, never a secret's value.
+        return {"error_code": "improperly_configured", "error_message": str(exc)}
     return {
         "error_code": "internal_error",
         "error_message": (

@@ -303,3 +303,11 @@ def test_a_lost_create_at_a_provider_that_cannot_list_fails_as_uncertain():
     assert row.status == GeneratedImage.Status.FAILED
     assert row.error_code == "submission_uncertain"
     assert "check the dashboard" in row.error_message
+
+
+def test_a_configuration_error_found_while_generating_is_recorded_as_such():
+    row = create_generation(None, prompt="a lighthouse", provider="no.such.Provider")
+    row = run_generation(row.pk)
+    assert row.status == GeneratedImage.Status.FAILED
+    assert row.error_code == "improperly_configured"
+    assert "NANOBANANA['PROVIDER']" in row.error_message  # not "Unexpected error"

@@ -8,11 +8,9 @@ import json
 from datetime import datetime
 from typing import IO
 
-from django.core.exceptions import ImproperlyConfigured
-
 from ..conf import app_settings
 from ..dimensions import image_size
-from ..exceptions import ImageTooLarge, NanoBananaError, OutputExpired
+from ..exceptions import ImageTooLarge, OutputExpired
 from ..placeholder import render_placeholder
 from .base import SUCCEEDED, GenerationRequest, Prediction, Provider
 
@@ -35,11 +33,7 @@ class PlaceholderProvider(Provider):
         width, height = image_size(
             params.get("aspect_ratio", "match_input_image"), params.get("resolution", "1K")
         )
-        try:
-            font_path = app_settings.PLACEHOLDER_FONT
-        except ImproperlyConfigured as exc:
-            # Recorded on the row as it stands, so the editor sees the setting and the fix.
-            raise NanoBananaError(str(exc), code="improperly_configured") from exc
+        font_path = app_settings.PLACEHOLDER_FONT  # a bad one fails the row, naming the setting
         content = render_placeholder(
             prompt=params["prompt"],
             title=request.title or None,
