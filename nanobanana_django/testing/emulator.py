@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import contextlib
 import hashlib
 import heapq
@@ -42,7 +43,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -453,7 +454,7 @@ class _Prediction:
     model: str
     input: dict[str, Any]
     created: float  # monotonic
-    created_wall: float
+    created_us: int  # wall clock, microseconds; unique and increasing, the list order
     queue_delay: float
     latency: float
     output_format: str
@@ -493,12 +494,73 @@ class _Prediction:
         # Inclusive, so that a fresh prediction reads "starting" even without a queue delay.
         return "starting" if now <= self.started else "processing"
 
+    @property
+    def list_key(self) -> tuple[int, str]:
+        return (self.created_us, self.id)
+
     def wall(self, moment: float) -> float:
-        return self.created_wall + (moment - self.created)
+        return self.created_us / 1e6 + (moment - self.created)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _iso(wall: float) -> str:
     return datetime.fromtimestamp(wall, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _iso_us(microseconds: int) -> str:
+    """Format exactly, so that a listed ``created_at`` is a working ``created_after`` bound."""
+    return (_EPOCH + timedelta(microseconds=microseconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_query_time(name: str, text: str) -> int:
+    """A ``created_after`` / ``created_before`` value in microseconds (naive means UTC)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise _BadQuery(
+            f"{name} must be an ISO 8601 date-time such as 2025-01-01T00:00:00Z, not {text!r}."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+class _BadQuery(ValueError):
+    """A list query parameter the API would refuse (its message names the parameter)."""
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    """A list position: the predictions older (``next``) or newer (``previous``) than a key.
+
+    Anchored on the boundary prediction's ``(created_at, id)``, not an offset, so that
+    predictions created between two page reads neither repeat nor push others out.
+    """
+
+    older: bool
+    key: tuple[int, str]
+    inclusive: bool = False
+
+    def encode(self) -> str:
+        raw = json.dumps([int(self.older), self.key[0], self.key[1], int(self.inclusive)])
+        return base64.urlsafe_b64encode(raw.encode()).decode("ascii")
+
+    @classmethod
+    def decode(cls, text: str) -> _Cursor:
+        try:
+            older, micros, prediction_id, inclusive = json.loads(
+                base64.urlsafe_b64decode(text.encode("ascii"))
+            )
+            if not (isinstance(micros, int) and isinstance(prediction_id, str)):
+                raise TypeError
+            return cls(bool(older), (micros, prediction_id), bool(inclusive))
+        except (ValueError, TypeError, UnicodeError):
+            raise _BadQuery(
+                "cursor is not one this API handed out; follow the next and previous links "
+                "as given."
+            ) from None
 
 
 def _new_prediction_id() -> str:
@@ -668,6 +730,7 @@ class ReplicateEmulator:
         """Seconds of the sliding window for ``create_rate_limit`` (Replicate: a minute)."""
         self.output_as_list = False
         self.max_request_bytes = 10 * 1024 * 1024
+        self.list_page_size = LIST_PAGE_SIZE
         self.webhook_retry_delays: tuple[float, ...] = (1, 2, 4, 8, 16, 30)
         self.webhook_timeout = 10.0
 
@@ -678,7 +741,8 @@ class ReplicateEmulator:
 
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
-        self._predictions: dict[str, _Prediction] = {}
+        self._predictions: dict[str, _Prediction] = {}  # in creation order, so by list_key
+        self._last_created_us = 0
         self._faults: list[_Fault] = []
         self._images: dict[str, bytes] = {}
         self._render_locks: dict[str, threading.Lock] = {}
@@ -888,13 +952,15 @@ class ReplicateEmulator:
         webhook = payload.get("webhook")
         events = payload.get("webhook_events_filter")
         with self._lock:
-            now, wall = time.monotonic(), time.time()
+            now = time.monotonic()
+            created_us = max(time.time_ns() // 1000, self._last_created_us + 1)
+            self._last_created_us = created_us
             prediction = _Prediction(
                 id=_new_prediction_id(),
                 model=model,
                 input=data,
                 created=now,
-                created_wall=wall,
+                created_us=created_us,
                 queue_delay=max(0.0, float(self.queue_delay)),
                 latency=max(0.0, float(self.latency)),
                 output_format=output_format,
@@ -984,7 +1050,7 @@ class ReplicateEmulator:
             "error": p.fail_error if status == "failed" else None,
             "status": status,
             "source": "api",
-            "created_at": _iso(p.created_wall),
+            "created_at": _iso_us(p.created_us),
             "started_at": None if started is None else _iso(p.wall(started)),
             "completed_at": _iso(p.wall(end)) if terminal else None,
             "urls": {
@@ -1007,15 +1073,49 @@ class ReplicateEmulator:
             now = prediction.created if as_created else time.monotonic()
             return self._to_json(prediction, now)
 
-    def _listing(self, since: float | None, offset: int, limit: int) -> list[dict[str, Any]]:
-        """Predictions created at or after ``since`` (wall clock), newest first."""
+    def _listing(
+        self, after: int | None, before: int | None, cursor: _Cursor | None, limit: int
+    ) -> tuple[list[dict[str, Any]], _Cursor | None, _Cursor | None]:
+        """One page newest first, with the cursors of the pages after and before it.
+
+        ``after`` (inclusive) and ``before`` (exclusive) bound ``created_at`` in
+        microseconds. Predictions are stored in creation order, which is key order.
+        """
         with self._lock:
             now = time.monotonic()
-            chosen = [
-                p for p in self._predictions.values() if since is None or p.created_wall >= since
-            ]
-            chosen.sort(key=lambda p: p.created, reverse=True)
-            return [self._to_json(p, now) for p in chosen[offset : offset + limit + 1]]
+            ordered = list(self._predictions.values())
+            stamps = [p.created_us for p in ordered]
+            low = 0 if after is None else bisect.bisect_left(stamps, after)
+            high = len(ordered) if before is None else bisect.bisect_left(stamps, before)
+            chosen = ordered[low : max(low, high)]
+            keys = [p.list_key for p in chosen]
+            if cursor is None:
+                start, end = max(0, len(chosen) - limit), len(chosen)
+            elif cursor.older:
+                end = (bisect.bisect_right if cursor.inclusive else bisect.bisect_left)(
+                    keys, cursor.key
+                )
+                start = max(0, end - limit)
+            else:
+                start = (bisect.bisect_left if cursor.inclusive else bisect.bisect_right)(
+                    keys, cursor.key
+                )
+                end = min(len(chosen), start + limit)
+            window = chosen[start:end]
+            page = [self._to_json(p, now) for p in reversed(window)]
+        if window:
+            older = _Cursor(True, window[0].list_key) if start > 0 else None
+            newer = _Cursor(False, window[-1].list_key) if end < len(chosen) else None
+        else:  # nothing on this side of the cursor: point back across it
+            older = newer = None
+            if cursor is not None and start > 0:
+                older = _Cursor(True, cursor.key, not cursor.inclusive)
+            if cursor is not None and end < len(chosen):
+                newer = _Cursor(False, cursor.key, not cursor.inclusive)
+        if cursor is not None and cursor.older and newer is None:
+            # A later page always links back, even if nothing newer is left to show.
+            newer = _Cursor(False, window[-1].list_key if window else cursor.key)
+        return page, older, newer
 
     def _downloadable(self, prediction_id: str, extension: str) -> _Prediction | None:
         with self._lock:
@@ -1560,25 +1660,41 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer_server_error(fault)
 
     def _list(self) -> None:
-        """``GET /v1/predictions``: newest first, 100 a page, ``created_after`` honoured."""
-        self.emulator._count("list")
+        """``GET /v1/predictions``: newest first, a page at a time, with cursor links.
+
+        ``created_after`` (inclusive), ``created_before`` and ``source`` filter; the
+        filters are carried over into the ``next`` and ``previous`` links.
+        """
+        emulator = self.emulator
+        emulator._count("list")
         query = dict(parse_qsl(urlsplit(self.path).query))
-        after = query.get("created_after")
         try:
-            since = (
-                datetime.fromisoformat(after.replace("Z", "+00:00")).timestamp() if after else None
+            after, before = (
+                _parse_query_time(name, query[name]) if query.get(name) else None
+                for name in ("created_after", "created_before")
             )
-            offset = int(query.get("cursor", "0"))
-        except ValueError:
-            self._problem(400, "created_after must be an ISO 8601 date-time.", "Bad Request")
+            cursor = _Cursor.decode(query["cursor"]) if "cursor" in query else None
+            source = query.get("source")
+            if source not in (None, "", "web"):
+                raise _BadQuery(f'source must be "web" (or left out), not {source!r}.')
+        except _BadQuery as exc:
+            self._problem(400, str(exc), "Bad Request")
             return
-        page = self.emulator._listing(since, offset, LIST_PAGE_SIZE)
-        next_url = None
-        if len(page) > LIST_PAGE_SIZE:
-            page = page[:LIST_PAGE_SIZE]
-            next_query = {**query, "cursor": str(offset + LIST_PAGE_SIZE)}
-            next_url = f"{self.emulator.base_url}/v1/predictions?{urlencode(next_query)}"
-        self._json(200, {"next": next_url, "previous": None, "results": page})
+        if source == "web":  # everything the emulator holds came from the API
+            self._json(200, {"next": None, "previous": None, "results": []})
+            return
+        page, older, newer = emulator._listing(
+            after, before, cursor, max(1, int(emulator.list_page_size))
+        )
+
+        def link(position: _Cursor | None) -> str | None:
+            if position is None:
+                return None
+            linked = {key: value for key, value in query.items() if key != "cursor"}
+            linked["cursor"] = position.encode()
+            return f"{emulator.base_url}/v1/predictions?{urlencode(linked)}"
+
+        self._json(200, {"next": link(older), "previous": link(newer), "results": page})
 
     def _get(self, prediction_id: str) -> None:
         self.emulator._count("get")
