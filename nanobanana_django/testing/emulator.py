@@ -10,11 +10,16 @@ can be told to misbehave in every way we have to survive (the faults are listed 
 Prediction status is computed from the clock rather than driven by per-prediction
 threads, so thousands of predictions cost nothing; one scheduler thread wakes up when a
 prediction with a webhook finishes and delivers it. Standard library, Pillow and httpx
-only, and no Django: it must run before (and without) settings.
+only (plus trustme for HTTPS), and no Django: it must run before (and without) settings.
+
+With ``https=True`` it serves TLS on loopback with a certificate from a CA made at
+construction (needs ``trustme``: ``pip install "nanobanana-django[testing]"``), so that
+clients which treat only ``https:`` URLs as files or as trustworthy behave as against
+the real API; :meth:`ReplicateEmulator.transport` gives an httpx transport trusting it.
 
 Command line::
 
-    python -m nanobanana_django.testing.emulator --port 8765 --latency 3
+    python -m nanobanana_django.testing.emulator --port 8765 --latency 3 [--https]
 """
 
 from __future__ import annotations
@@ -30,14 +35,20 @@ import itertools
 import json
 import logging
 import math
+import os
 import re
 import secrets
 import selectors
+import shutil
 import socket
 import socketserver
+import ssl
 import struct
+import sys
+import tempfile
 import threading
 import time
+import weakref
 import zlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -717,8 +728,11 @@ class ReplicateEmulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        https: bool = False,
     ) -> None:
         self.token = token
+        self.https = https
+        self._tls: _TLS | None = _TLS(host) if https else None
         self.latency = latency
         self.queue_delay = queue_delay
         self.host = host
@@ -760,7 +774,8 @@ class ReplicateEmulator:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server((self.host, self.port), _Handler, self)
+        tls = self._tls.server_context() if self._tls is not None else None
+        self._server = _Server((self.host, self.port), _Handler, self, tls)
         self.port = self._server.server_address[1]
         self._scheduler = _Scheduler()
         self._serve_thread = threading.Thread(
@@ -802,7 +817,28 @@ class ReplicateEmulator:
     @property
     def base_url(self) -> str:
         """The API root (routes live under ``/v1/``), e.g. ``http://127.0.0.1:54321``."""
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._tls is not None else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def ca_cert_path(self) -> str | None:
+        """PEM file of the CA that signed the HTTPS certificate (None when serving HTTP).
+
+        Point ``SSL_CERT_FILE`` at it to make httpx and requests clients trust it.
+        """
+        return self._tls.ca_cert_path if self._tls is not None else None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A new client context that trusts this emulator's certificate (HTTPS only)."""
+        if self._tls is None:
+            raise ValueError("this emulator serves plain HTTP; create it with https=True")
+        return ssl.create_default_context(cafile=self._tls.ca_cert_path)
+
+    def transport(self) -> httpx.HTTPTransport:
+        """An httpx transport for clients of this emulator, trusting its CA under HTTPS.
+
+        For ``ReplicateProvider(transport=...)`` and ``replicate.Client(transport=...)``.
+        """
+        return httpx.HTTPTransport(verify=self.ssl_context() if self._tls is not None else True)
 
     def settings(self) -> dict[str, str]:
         """The ``NANOBANANA`` settings that point the Replicate provider at this emulator."""
@@ -1270,6 +1306,40 @@ class ReplicateEmulator:
 
 # --------------------------------------------------------------------------- HTTP layer
 
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _import_trustme() -> Any:
+    try:
+        import trustme
+    except ImportError:
+        raise ImportError(
+            "ReplicateEmulator(https=True) makes its certificate with trustme, which is not "
+            'installed: pip install "nanobanana-django[testing]"'
+        ) from None
+    return trustme
+
+
+class _TLS:
+    """A throwaway CA and a loopback certificate it signed; the CA's PEM lives in a temp dir."""
+
+    def __init__(self, host: str) -> None:
+        trustme = _import_trustme()
+        self.ca = trustme.CA(organization_name="nanobanana-django Replicate emulator")
+        names = list(_LOOPBACK_NAMES)
+        if host not in names and host not in ("0.0.0.0", "::", ""):
+            names.append(host)
+        self.certificate = self.ca.issue_cert(*names)
+        directory = tempfile.mkdtemp(prefix="replicate-emulator-tls-")
+        weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
+        self.ca_cert_path = os.path.join(directory, "ca.pem")
+        self.ca.cert_pem.write_to_path(self.ca_cert_path)
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.certificate.configure_cert(context)
+        return context
+
 
 class _Server(ThreadingHTTPServer):
     """Threading server that knows its emulator and can cut open keep-alive connections."""
@@ -1284,8 +1354,10 @@ class _Server(ThreadingHTTPServer):
         address: tuple[str, int],
         handler: type[BaseHTTPRequestHandler],
         emulator: ReplicateEmulator,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.emulator = emulator
+        self.tls = tls
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._closing = threading.Event()
@@ -1298,6 +1370,15 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept; under TLS the handshake is left to the handler's thread, not the acceptor."""
+        connection, address = super().get_request()
+        if self.tls is not None:
+            connection = self.tls.wrap_socket(
+                connection, server_side=True, do_handshake_on_connect=False
+            )
+        return connection, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -1343,6 +1424,7 @@ _CANCEL_ROUTE = re.compile(r"/v1/predictions/([a-z0-9]+)/cancel/?")
 _SECRET_ROUTE = re.compile(r"/v1/webhooks/default/secret/?")
 _FILE_ROUTE = re.compile(r"/files/([a-z0-9]+)/output\.([a-z]+)")
 _MAX_DRAIN = 64 * 1024 * 1024
+_HANDSHAKE_TIMEOUT = 10.0
 
 
 class _BodyTooLarge(Exception):
@@ -1357,6 +1439,17 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "ReplicateEmulator/1.0"
     sys_version = ""
     server: _Server
+
+    def handle(self) -> None:
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.settimeout(_HANDSHAKE_TIMEOUT)
+                self.connection.do_handshake()
+                self.connection.settimeout(None)
+            except OSError as exc:  # a client that does not trust us, or speaks plain HTTP
+                logger.debug("replicate emulator: TLS handshake failed: %s", exc)
+                return
+        super().handle()
 
     def do_GET(self) -> None:
         self._handle()
@@ -1792,6 +1885,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=3.0, help="seconds spent processing")
     parser.add_argument("--queue-delay", type=float, default=0.0, help="seconds spent starting")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="API token to accept")
+    parser.add_argument(
+        "--https", action="store_true", help="serve TLS with a certificate from a fresh local CA"
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -1801,12 +1897,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         queue_delay=args.queue_delay,
         host=args.host,
         port=args.port,
+        https=args.https,
     )
     emulator.start()
     print(f"Replicate emulator serving at {emulator.base_url} (Ctrl-C to stop)")
     print(f"REPLICATE_BASE_URL={emulator.base_url}")
     print(f"REPLICATE_API_TOKEN={emulator.token}")
-    print(f"webhook secret: {emulator.webhook_secret}", flush=True)
+    print(f"webhook secret: {emulator.webhook_secret}")
+    if emulator.ca_cert_path is not None:
+        print(f"SSL_CERT_FILE={emulator.ca_cert_path}  (the CA to trust; httpx honours it)")
+    sys.stdout.flush()
     try:
         while True:
             time.sleep(3600)
