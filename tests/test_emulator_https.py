@@ -88,7 +88,7 @@ def test_every_url_handed_out_is_https(emu: ReplicateEmulator, client: httpx.Cli
     emu.latency = 0
     done = client.post(NB2, json={"input": PROMPT}).json()
 
-    assert emu.base_url.startswith("https://")
+    assert emu.https and emu.base_url.startswith("https://")
     urls = [done["output"], done["urls"]["get"], done["urls"]["cancel"]]
     first = client.get("/v1/predictions").json()
     second = client.get(first["next"]).json()
@@ -136,7 +136,7 @@ def test_our_provider_generates_and_lists_through_https(emu: ReplicateEmulator) 
 
 
 def test_plain_http_emulator_has_no_ca(replicate_emulator: ReplicateEmulator) -> None:
-    assert replicate_emulator.ca_cert_path is None
+    assert not replicate_emulator.https and replicate_emulator.ca_cert_path is None
     assert replicate_emulator.base_url.startswith("http://")
     with pytest.raises(ValueError, match="https=True"):
         replicate_emulator.ssl_context()

@@ -731,7 +731,6 @@ class ReplicateEmulator:
         https: bool = False,
     ) -> None:
         self.token = token
-        self.https = https
         self._tls: _TLS | None = _TLS(host) if https else None
         self.latency = latency
         self.queue_delay = queue_delay
@@ -818,6 +817,11 @@ class ReplicateEmulator:
     def base_url(self) -> str:
         """The API root (routes live under ``/v1/``), e.g. ``http://127.0.0.1:54321``."""
         return f"{'https' if self._tls is not None else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def https(self) -> bool:
+        """Whether it serves TLS (fixed at construction, as the certificate is made then)."""
+        return self._tls is not None
 
     @property
     def ca_cert_path(self) -> str | None:
