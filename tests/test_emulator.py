@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -640,6 +641,113 @@ def test_drop_on_create_creates_then_closes(emu: ReplicateEmulator, client: http
         create(client)
     assert emu.created_count == 1
     assert emu.counts["create_rejected"] == 0
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def make_predictions(client: httpx.Client, count: int) -> list[str]:
+    """Create ``count`` predictions; their ids, oldest first."""
+    return [create(client).json()["id"] for _ in range(count)]
+
+
+def list_page(client: httpx.Client, url: str = "/v1/predictions") -> dict[str, Any]:
+    response = client.get(url)
+    assert response.status_code == 200, response.text
+    page = response.json()
+    assert set(page) == {"next", "previous", "results"}
+    return page
+
+
+def ids(page: dict[str, Any]) -> list[str]:
+    return [item["id"] for item in page["results"]]
+
+
+def cursor_of(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["cursor"][0]
+
+
+def test_list_is_newest_first_100_a_page_with_absolute_links_both_ways(
+    emu: ReplicateEmulator, client: httpx.Client
+) -> None:
+    created = make_predictions(client, 150)
+    newest_first = created[::-1]
+
+    first = list_page(client)
+    assert ids(first) == newest_first[:100]
+    assert first["previous"] is None
+    assert first["next"].startswith(f"{emu.base_url}/v1/predictions?")
+
+    second = list_page(client, first["next"])
+    assert ids(second) == newest_first[100:]
+    assert second["next"] is None
+    assert second["previous"].startswith(f"{emu.base_url}/v1/predictions?")
+
+    back = list_page(client, second["previous"])
+    assert ids(back) == ids(first)
+    assert back["previous"] is None  # nothing newer exists
+    assert ids(list_page(client, back["next"])) == ids(second)
+
+
+def test_a_prediction_created_between_page_reads_is_listed_once(
+    emu: ReplicateEmulator, client: httpx.Client
+) -> None:
+    created = make_predictions(client, 150)
+    first = list_page(client)
+    late = create(client).json()["id"]
+    second = list_page(client, first["next"])
+
+    listed = ids(first) + ids(second)
+    assert len(listed) == len(set(listed)), "a prediction was listed on both pages"
+    assert sorted(listed) == sorted(created), "a prediction was skipped"
+
+    # Walking back from page 2 finds page 1 again, and then the newcomer above it.
+    back = list_page(client, second["previous"])
+    assert ids(back) == ids(first)
+    newer = list_page(client, back["previous"])
+    assert ids(newer) == [late]
+    assert newer["previous"] is None
+
+
+def test_list_cursors_are_opaque_and_a_bad_one_is_a_clear_400(
+    emu: ReplicateEmulator, client: httpx.Client
+) -> None:
+    make_predictions(client, 101)
+    cursor = cursor_of(list_page(client)["next"])
+    assert not cursor.isdigit()
+    assert re.fullmatch(r"[A-Za-z0-9_-]+=*", cursor)
+    for bad in ("100", "garbage", cursor[:-4]):
+        problem = assert_problem(client.get("/v1/predictions", params={"cursor": bad}), 400)
+        assert "cursor" in problem["detail"]
+
+
+def test_list_filters_by_creation_time_on_every_page(
+    emu: ReplicateEmulator, client: httpx.Client
+) -> None:
+    emu.list_page_size = 2
+    created = make_predictions(client, 6)
+    stamp = emu.predictions[created[2]]["created_at"]
+
+    after = list_page(client, f"/v1/predictions?created_after={stamp}")
+    assert ids(after) == [created[5], created[4]]
+    assert "created_after=" in after["next"]
+    assert ids(list_page(client, after["next"])) == [created[3], created[2]]  # at or after
+
+    before = list_page(client, f"/v1/predictions?created_before={stamp}")
+    assert ids(before) == [created[1], created[0]]
+    assert before["next"] is None
+
+    both = f"/v1/predictions?created_after={stamp}&created_before=2999-01-01T00:00:00Z"
+    assert ids(list_page(client, both)) == [created[5], created[4]]
+    problem = assert_problem(client.get("/v1/predictions?created_before=yesterday"), 400)
+    assert "created_before" in problem["detail"]
+
+
+def test_list_source_filter(client: httpx.Client) -> None:
+    make_predictions(client, 1)
+    assert list_page(client, "/v1/predictions?source=web")["results"] == []
+    problem = assert_problem(client.get("/v1/predictions?source=api"), 400)
+    assert "source" in problem["detail"]
 
 
 # ----------------------------------------------------------------------------- rate limit

@@ -10,17 +10,23 @@ can be told to misbehave in every way we have to survive (the faults are listed 
 Prediction status is computed from the clock rather than driven by per-prediction
 threads, so thousands of predictions cost nothing; one scheduler thread wakes up when a
 prediction with a webhook finishes and delivers it. Standard library, Pillow and httpx
-only, and no Django: it must run before (and without) settings.
+only (plus trustme for HTTPS), and no Django: it must run before (and without) settings.
+
+With ``https=True`` it serves TLS on loopback with a certificate from a CA made at
+construction (needs ``trustme``: ``pip install "nanobanana-django[testing]"``), so that
+clients which treat only ``https:`` URLs as files or as trustworthy behave as against
+the real API; :meth:`ReplicateEmulator.transport` gives an httpx transport trusting it.
 
 Command line::
 
-    python -m nanobanana_django.testing.emulator --port 8765 --latency 3
+    python -m nanobanana_django.testing.emulator --port 8765 --latency 3 [--https]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import contextlib
 import hashlib
 import heapq
@@ -29,20 +35,26 @@ import itertools
 import json
 import logging
 import math
+import os
 import re
 import secrets
 import selectors
+import shutil
 import socket
 import socketserver
+import ssl
 import struct
+import sys
+import tempfile
 import threading
 import time
+import weakref
 import zlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -453,7 +465,7 @@ class _Prediction:
     model: str
     input: dict[str, Any]
     created: float  # monotonic
-    created_wall: float
+    created_us: int  # wall clock, microseconds; unique and increasing, the list order
     queue_delay: float
     latency: float
     output_format: str
@@ -493,12 +505,73 @@ class _Prediction:
         # Inclusive, so that a fresh prediction reads "starting" even without a queue delay.
         return "starting" if now <= self.started else "processing"
 
+    @property
+    def list_key(self) -> tuple[int, str]:
+        return (self.created_us, self.id)
+
     def wall(self, moment: float) -> float:
-        return self.created_wall + (moment - self.created)
+        return self.created_us / 1e6 + (moment - self.created)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _iso(wall: float) -> str:
     return datetime.fromtimestamp(wall, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _iso_us(microseconds: int) -> str:
+    """Format exactly, so that a listed ``created_at`` is a working ``created_after`` bound."""
+    return (_EPOCH + timedelta(microseconds=microseconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_query_time(name: str, text: str) -> int:
+    """A ``created_after`` / ``created_before`` value in microseconds (naive means UTC)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise _BadQuery(
+            f"{name} must be an ISO 8601 date-time such as 2025-01-01T00:00:00Z, not {text!r}."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+class _BadQuery(ValueError):
+    """A list query parameter the API would refuse (its message names the parameter)."""
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    """A list position: the predictions older (``next``) or newer (``previous``) than a key.
+
+    Anchored on the boundary prediction's ``(created_at, id)``, not an offset, so that
+    predictions created between two page reads neither repeat nor push others out.
+    """
+
+    older: bool
+    key: tuple[int, str]
+    inclusive: bool = False
+
+    def encode(self) -> str:
+        raw = json.dumps([int(self.older), self.key[0], self.key[1], int(self.inclusive)])
+        return base64.urlsafe_b64encode(raw.encode()).decode("ascii")
+
+    @classmethod
+    def decode(cls, text: str) -> _Cursor:
+        try:
+            older, micros, prediction_id, inclusive = json.loads(
+                base64.urlsafe_b64decode(text.encode("ascii"))
+            )
+            if not (isinstance(micros, int) and isinstance(prediction_id, str)):
+                raise TypeError
+            return cls(bool(older), (micros, prediction_id), bool(inclusive))
+        except (ValueError, TypeError, UnicodeError):
+            raise _BadQuery(
+                "cursor is not one this API handed out; follow the next and previous links "
+                "as given."
+            ) from None
 
 
 def _new_prediction_id() -> str:
@@ -655,8 +728,10 @@ class ReplicateEmulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        https: bool = False,
     ) -> None:
         self.token = token
+        self._tls: _TLS | None = _TLS(host) if https else None
         self.latency = latency
         self.queue_delay = queue_delay
         self.host = host
@@ -668,6 +743,7 @@ class ReplicateEmulator:
         """Seconds of the sliding window for ``create_rate_limit`` (Replicate: a minute)."""
         self.output_as_list = False
         self.max_request_bytes = 10 * 1024 * 1024
+        self.list_page_size = LIST_PAGE_SIZE
         self.webhook_retry_delays: tuple[float, ...] = (1, 2, 4, 8, 16, 30)
         self.webhook_timeout = 10.0
 
@@ -678,7 +754,8 @@ class ReplicateEmulator:
 
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
-        self._predictions: dict[str, _Prediction] = {}
+        self._predictions: dict[str, _Prediction] = {}  # in creation order, so by list_key
+        self._last_created_us = 0
         self._faults: list[_Fault] = []
         self._images: dict[str, bytes] = {}
         self._render_locks: dict[str, threading.Lock] = {}
@@ -696,7 +773,8 @@ class ReplicateEmulator:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server((self.host, self.port), _Handler, self)
+        tls = self._tls.server_context() if self._tls is not None else None
+        self._server = _Server((self.host, self.port), _Handler, self, tls)
         self.port = self._server.server_address[1]
         self._scheduler = _Scheduler()
         self._serve_thread = threading.Thread(
@@ -738,7 +816,33 @@ class ReplicateEmulator:
     @property
     def base_url(self) -> str:
         """The API root (routes live under ``/v1/``), e.g. ``http://127.0.0.1:54321``."""
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._tls is not None else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def https(self) -> bool:
+        """Whether it serves TLS (fixed at construction, as the certificate is made then)."""
+        return self._tls is not None
+
+    @property
+    def ca_cert_path(self) -> str | None:
+        """PEM file of the CA that signed the HTTPS certificate (None when serving HTTP).
+
+        Point ``SSL_CERT_FILE`` at it to make httpx and requests clients trust it.
+        """
+        return self._tls.ca_cert_path if self._tls is not None else None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A new client context that trusts this emulator's certificate (HTTPS only)."""
+        if self._tls is None:
+            raise ValueError("this emulator serves plain HTTP; create it with https=True")
+        return ssl.create_default_context(cafile=self._tls.ca_cert_path)
+
+    def transport(self) -> httpx.HTTPTransport:
+        """An httpx transport for clients of this emulator, trusting its CA under HTTPS.
+
+        For ``ReplicateProvider(transport=...)`` and ``replicate.Client(transport=...)``.
+        """
+        return httpx.HTTPTransport(verify=self.ssl_context() if self._tls is not None else True)
 
     def settings(self) -> dict[str, str]:
         """The ``NANOBANANA`` settings that point the Replicate provider at this emulator."""
@@ -888,13 +992,15 @@ class ReplicateEmulator:
         webhook = payload.get("webhook")
         events = payload.get("webhook_events_filter")
         with self._lock:
-            now, wall = time.monotonic(), time.time()
+            now = time.monotonic()
+            created_us = max(time.time_ns() // 1000, self._last_created_us + 1)
+            self._last_created_us = created_us
             prediction = _Prediction(
                 id=_new_prediction_id(),
                 model=model,
                 input=data,
                 created=now,
-                created_wall=wall,
+                created_us=created_us,
                 queue_delay=max(0.0, float(self.queue_delay)),
                 latency=max(0.0, float(self.latency)),
                 output_format=output_format,
@@ -984,7 +1090,7 @@ class ReplicateEmulator:
             "error": p.fail_error if status == "failed" else None,
             "status": status,
             "source": "api",
-            "created_at": _iso(p.created_wall),
+            "created_at": _iso_us(p.created_us),
             "started_at": None if started is None else _iso(p.wall(started)),
             "completed_at": _iso(p.wall(end)) if terminal else None,
             "urls": {
@@ -1007,15 +1113,49 @@ class ReplicateEmulator:
             now = prediction.created if as_created else time.monotonic()
             return self._to_json(prediction, now)
 
-    def _listing(self, since: float | None, offset: int, limit: int) -> list[dict[str, Any]]:
-        """Predictions created at or after ``since`` (wall clock), newest first."""
+    def _listing(
+        self, after: int | None, before: int | None, cursor: _Cursor | None, limit: int
+    ) -> tuple[list[dict[str, Any]], _Cursor | None, _Cursor | None]:
+        """One page newest first, with the cursors of the pages after and before it.
+
+        ``after`` (inclusive) and ``before`` (exclusive) bound ``created_at`` in
+        microseconds. Predictions are stored in creation order, which is key order.
+        """
         with self._lock:
             now = time.monotonic()
-            chosen = [
-                p for p in self._predictions.values() if since is None or p.created_wall >= since
-            ]
-            chosen.sort(key=lambda p: p.created, reverse=True)
-            return [self._to_json(p, now) for p in chosen[offset : offset + limit + 1]]
+            ordered = list(self._predictions.values())
+            stamps = [p.created_us for p in ordered]
+            low = 0 if after is None else bisect.bisect_left(stamps, after)
+            high = len(ordered) if before is None else bisect.bisect_left(stamps, before)
+            chosen = ordered[low : max(low, high)]
+            keys = [p.list_key for p in chosen]
+            if cursor is None:
+                start, end = max(0, len(chosen) - limit), len(chosen)
+            elif cursor.older:
+                end = (bisect.bisect_right if cursor.inclusive else bisect.bisect_left)(
+                    keys, cursor.key
+                )
+                start = max(0, end - limit)
+            else:
+                start = (bisect.bisect_left if cursor.inclusive else bisect.bisect_right)(
+                    keys, cursor.key
+                )
+                end = min(len(chosen), start + limit)
+            window = chosen[start:end]
+            page = [self._to_json(p, now) for p in reversed(window)]
+        if window:
+            older = _Cursor(True, window[0].list_key) if start > 0 else None
+            newer = _Cursor(False, window[-1].list_key) if end < len(chosen) else None
+        else:  # nothing on this side of the cursor: point back across it
+            older = newer = None
+            if cursor is not None and start > 0:
+                older = _Cursor(True, cursor.key, not cursor.inclusive)
+            if cursor is not None and end < len(chosen):
+                newer = _Cursor(False, cursor.key, not cursor.inclusive)
+        if cursor is not None and cursor.older and newer is None:
+            # A later page always links back, even if nothing newer is left to show.
+            newer = _Cursor(False, window[-1].list_key if window else cursor.key)
+        return page, older, newer
 
     def _downloadable(self, prediction_id: str, extension: str) -> _Prediction | None:
         with self._lock:
@@ -1170,6 +1310,40 @@ class ReplicateEmulator:
 
 # --------------------------------------------------------------------------- HTTP layer
 
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _import_trustme() -> Any:
+    try:
+        import trustme
+    except ImportError:
+        raise ImportError(
+            "ReplicateEmulator(https=True) makes its certificate with trustme, which is not "
+            'installed: pip install "nanobanana-django[testing]"'
+        ) from None
+    return trustme
+
+
+class _TLS:
+    """A throwaway CA and a loopback certificate it signed; the CA's PEM lives in a temp dir."""
+
+    def __init__(self, host: str) -> None:
+        trustme = _import_trustme()
+        self.ca = trustme.CA(organization_name="nanobanana-django Replicate emulator")
+        names = list(_LOOPBACK_NAMES)
+        if host not in names and host not in ("0.0.0.0", "::", ""):
+            names.append(host)
+        self.certificate = self.ca.issue_cert(*names)
+        directory = tempfile.mkdtemp(prefix="replicate-emulator-tls-")
+        weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
+        self.ca_cert_path = os.path.join(directory, "ca.pem")
+        self.ca.cert_pem.write_to_path(self.ca_cert_path)
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.certificate.configure_cert(context)
+        return context
+
 
 class _Server(ThreadingHTTPServer):
     """Threading server that knows its emulator and can cut open keep-alive connections."""
@@ -1184,8 +1358,10 @@ class _Server(ThreadingHTTPServer):
         address: tuple[str, int],
         handler: type[BaseHTTPRequestHandler],
         emulator: ReplicateEmulator,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.emulator = emulator
+        self.tls = tls
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._closing = threading.Event()
@@ -1198,6 +1374,15 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept; under TLS the handshake is left to the handler's thread, not the acceptor."""
+        connection, address = super().get_request()
+        if self.tls is not None:
+            connection = self.tls.wrap_socket(
+                connection, server_side=True, do_handshake_on_connect=False
+            )
+        return connection, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -1243,6 +1428,7 @@ _CANCEL_ROUTE = re.compile(r"/v1/predictions/([a-z0-9]+)/cancel/?")
 _SECRET_ROUTE = re.compile(r"/v1/webhooks/default/secret/?")
 _FILE_ROUTE = re.compile(r"/files/([a-z0-9]+)/output\.([a-z]+)")
 _MAX_DRAIN = 64 * 1024 * 1024
+_HANDSHAKE_TIMEOUT = 10.0
 
 
 class _BodyTooLarge(Exception):
@@ -1257,6 +1443,17 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "ReplicateEmulator/1.0"
     sys_version = ""
     server: _Server
+
+    def handle(self) -> None:
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.settimeout(_HANDSHAKE_TIMEOUT)
+                self.connection.do_handshake()
+                self.connection.settimeout(None)
+            except OSError as exc:  # a client that does not trust us, or speaks plain HTTP
+                logger.debug("replicate emulator: TLS handshake failed: %s", exc)
+                return
+        super().handle()
 
     def do_GET(self) -> None:
         self._handle()
@@ -1560,25 +1757,41 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer_server_error(fault)
 
     def _list(self) -> None:
-        """``GET /v1/predictions``: newest first, 100 a page, ``created_after`` honoured."""
-        self.emulator._count("list")
+        """``GET /v1/predictions``: newest first, a page at a time, with cursor links.
+
+        ``created_after`` (inclusive), ``created_before`` and ``source`` filter; the
+        filters are carried over into the ``next`` and ``previous`` links.
+        """
+        emulator = self.emulator
+        emulator._count("list")
         query = dict(parse_qsl(urlsplit(self.path).query))
-        after = query.get("created_after")
         try:
-            since = (
-                datetime.fromisoformat(after.replace("Z", "+00:00")).timestamp() if after else None
+            after, before = (
+                _parse_query_time(name, query[name]) if query.get(name) else None
+                for name in ("created_after", "created_before")
             )
-            offset = int(query.get("cursor", "0"))
-        except ValueError:
-            self._problem(400, "created_after must be an ISO 8601 date-time.", "Bad Request")
+            cursor = _Cursor.decode(query["cursor"]) if "cursor" in query else None
+            source = query.get("source")
+            if source not in (None, "", "web"):
+                raise _BadQuery(f'source must be "web" (or left out), not {source!r}.')
+        except _BadQuery as exc:
+            self._problem(400, str(exc), "Bad Request")
             return
-        page = self.emulator._listing(since, offset, LIST_PAGE_SIZE)
-        next_url = None
-        if len(page) > LIST_PAGE_SIZE:
-            page = page[:LIST_PAGE_SIZE]
-            next_query = {**query, "cursor": str(offset + LIST_PAGE_SIZE)}
-            next_url = f"{self.emulator.base_url}/v1/predictions?{urlencode(next_query)}"
-        self._json(200, {"next": next_url, "previous": None, "results": page})
+        if source == "web":  # everything the emulator holds came from the API
+            self._json(200, {"next": None, "previous": None, "results": []})
+            return
+        page, older, newer = emulator._listing(
+            after, before, cursor, max(1, int(emulator.list_page_size))
+        )
+
+        def link(position: _Cursor | None) -> str | None:
+            if position is None:
+                return None
+            linked = {key: value for key, value in query.items() if key != "cursor"}
+            linked["cursor"] = position.encode()
+            return f"{emulator.base_url}/v1/predictions?{urlencode(linked)}"
+
+        self._json(200, {"next": link(older), "previous": link(newer), "results": page})
 
     def _get(self, prediction_id: str) -> None:
         self.emulator._count("get")
@@ -1676,6 +1889,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=3.0, help="seconds spent processing")
     parser.add_argument("--queue-delay", type=float, default=0.0, help="seconds spent starting")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="API token to accept")
+    parser.add_argument(
+        "--https", action="store_true", help="serve TLS with a certificate from a fresh local CA"
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -1685,12 +1901,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         queue_delay=args.queue_delay,
         host=args.host,
         port=args.port,
+        https=args.https,
     )
     emulator.start()
     print(f"Replicate emulator serving at {emulator.base_url} (Ctrl-C to stop)")
     print(f"REPLICATE_BASE_URL={emulator.base_url}")
     print(f"REPLICATE_API_TOKEN={emulator.token}")
-    print(f"webhook secret: {emulator.webhook_secret}", flush=True)
+    print(f"webhook secret: {emulator.webhook_secret}")
+    if emulator.ca_cert_path is not None:
+        print(f"SSL_CERT_FILE={emulator.ca_cert_path}  (the CA to trust; httpx honours it)")
+    sys.stdout.flush()
     try:
         while True:
             time.sleep(3600)
