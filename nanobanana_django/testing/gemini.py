@@ -463,7 +463,8 @@ class GeminiEmulator:
             now = time.monotonic()
             self._accepted_times = [t for t in self._accepted_times if t > now - 60.0]
             if limit is not None and len(self._accepted_times) >= limit:
-                wait = self._accepted_times[-limit] + 60.0 - now
+                oldest = self._accepted_times[-limit] if limit > 0 else now
+                wait = oldest + 60.0 - now
                 raise _throttled(f"{max(1, math.ceil(wait))}s")
             self._accepted_times.append(now)
 
