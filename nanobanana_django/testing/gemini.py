@@ -471,7 +471,7 @@ class GeminiEmulator:
     # ----------------------------------------------------------------- the call
 
     def _generate(self, model: str, payload: Any) -> _Answer:
-        """Validate, wait ``latency``, then answer (raises _Rejection for error answers)."""
+        """Validate, then answer ``latency`` seconds after (raises _Rejection for errors)."""
         if model not in self.models:
             raise _Rejection(
                 404,
@@ -485,8 +485,14 @@ class GeminiEmulator:
         self._check_quota()
         spec = MODELS.get(model, _FLASH_31)
         request = _validate(payload, spec, self.require_thought_signatures)
+        started, latency = time.monotonic(), max(0.0, float(self.latency))
+        # The image is made while the caller waits, so that rendering under the GIL does
+        # not add to the latency of many concurrent calls.
+        answer = self._outcome(model, request)
+        self._sleep(latency - (time.monotonic() - started))
+        return answer
 
-        self._sleep(max(0.0, float(self.latency)))
+    def _outcome(self, model: str, request: _Request) -> _Answer:
         outcome = self._take_fault(_OUTCOMES)
         kind = outcome.kind if outcome is not None else None
         if kind == "drop":
