@@ -406,7 +406,7 @@ def test_stop_wakes_slow_calls(emu: GeminiEmulator, client: httpx.Client) -> Non
 
 
 def test_many_slow_calls_are_answered_at_once_and_measured(emu: GeminiEmulator) -> None:
-    emu.latency = 1.0
+    emu.latency = 2.0
     statuses: list[int] = []
     limits = httpx.Limits(max_connections=30)
     headers = {"x-goog-api-key": emu.api_key}
@@ -424,8 +424,8 @@ def test_many_slow_calls_are_answered_at_once_and_measured(emu: GeminiEmulator) 
         elapsed = time.monotonic() - started
 
     assert statuses == [200] * 30
-    assert elapsed < 2.5, elapsed
-    assert emu.max_in_flight == 30 and emu.calls_in_flight == 0
+    assert elapsed < 3.5, elapsed  # one latency and some, not fifteen
+    assert (emu.max_in_flight, emu.calls_in_flight) == (30, 0)
     assert emu.counts["generate"] == 30
 
 
