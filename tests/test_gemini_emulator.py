@@ -382,6 +382,18 @@ def test_unknown_faults_and_options_are_refused(emu: GeminiEmulator) -> None:
         emu.add_fault("server_error", status=502)
 
 
+def test_reset_forgets_counts_requests_and_faults(
+    emu: GeminiEmulator, client: httpx.Client
+) -> None:
+    emu.add_fault("safety", times=5)
+    client.post(FLASH, json=body())
+
+    emu.reset()
+
+    assert (emu.counts, emu.requests, emu.max_in_flight) == ({}, [], 0)
+    assert answer_image(client.post(FLASH, json=body()))
+
+
 def test_stop_wakes_slow_calls(emu: GeminiEmulator, client: httpx.Client) -> None:
     emu.latency = 30
     errors: list[BaseException] = []

@@ -417,7 +417,10 @@ def _checked_image(
     if not isinstance(encoded, str) or not encoded:
         raise InvalidImage("Google's answer has an image part without data; nothing was stored.")
     if len(encoded) // 4 * 3 > max_bytes + 2:
-        spool([b"\0" * (max_bytes + 1)], max_bytes)  # raises the standard ImageTooLarge
+        raise ImageTooLarge(
+            f"Google's image is about {len(encoded) // 4 * 3:,} bytes, more than the "
+            f"{max_bytes:,} allowed; it was not stored."
+        )
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
@@ -659,8 +662,9 @@ class _BaseClient:
         self.model_setting = model_setting
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._headers = {"x-goog-api-key": api_key, "Content-Type": "application/json"}
-        # Base64 inflates by 4/3; text parts, thought drafts and JSON add a little.
-        self._max_response_bytes = max_bytes * 4 // 3 + 8 * 1024 * 1024
+        # Base64 inflates by 4/3, and Gemini 3 may send up to two full-size thought drafts
+        # beside the image: room for four images, then the answer is cut off.
+        self._max_response_bytes = 4 * (max_bytes * 4 // 3) + 1024 * 1024
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.base_url}>"
