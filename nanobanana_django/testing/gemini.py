@@ -956,15 +956,23 @@ class _Handler(BaseHTTPRequestHandler):
             emulator._count("rejected")
             self._error(_Rejection(404, "The requested URL was not found on this server."))
             return
+        # A call stops being in flight before its answer goes out, so that a client
+        # holding the answer never sees it still counted.
         emulator._enter()
         try:
-            self._generate(match[1], body, payload, dict(query))
+            answer = self._generate(match[1], body, payload, dict(query))
         finally:
             emulator._leave()
+        if isinstance(answer, _Rejection):
+            self._error(answer)
+        elif emulator._stopping.is_set() or answer.payload is None:
+            self._drop()
+        else:
+            self._send_json(200, answer.payload)
 
     def _generate(
         self, model: str, body: bytes | None, payload: Any, query: dict[str, str]
-    ) -> None:
+    ) -> _Answer | _Rejection:
         emulator = self.emulator
         hang = emulator._take_fault({"hang"})
         if hang is not None:
@@ -977,15 +985,10 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             if payload is None:
                 raise _invalid("Invalid JSON payload received. Unexpected end of string.")
-            answer = emulator._generate(model, payload)
+            return emulator._generate(model, payload)
         except _Rejection as rejection:
             emulator._count("rejected")
-            self._error(rejection)
-            return
-        if emulator._stopping.is_set() or answer.payload is None:
-            self._drop()
-        else:
-            self._send_json(200, answer.payload)
+            return rejection
 
     def _authenticate(self, key: str | None) -> None:
         if not key:
