@@ -24,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
+from django.db.models import Q
 from django.utils import timezone
 
 from .conf import app_settings
@@ -76,8 +77,23 @@ def ensure_poller(*, force: bool = False) -> None:
 
 
 def has_work() -> bool:
-    """Whether any generation is running (with a prediction, or orphaned while submitting)."""
-    return GeneratedImage.objects.filter(status=Status.RUNNING).exists()
+    """Whether the poller has something to do: a prediction to follow, or an orphan to recover.
+
+    A row still ``running`` without a prediction id within its submit window is not
+    such work: its submitter (a worker, a foreground ``generate_for``, a create held
+    by throttling) is still inside its create request, and starts a poller itself once
+    it has a prediction. Counting it made each poller task end at once and queue the
+    next, several a second. Once the window has passed, the row counts: it was
+    orphaned, and the watchdog's poller recovers it.
+    """
+    from .services import submit_window
+
+    orphaned_before = timezone.now() - submit_window()
+    return (
+        GeneratedImage.objects.filter(status=Status.RUNNING)
+        .filter(~Q(prediction_id="") | Q(started_at__lt=orphaned_before))
+        .exists()
+    )
 
 
 def watchdog() -> None:
@@ -106,7 +122,7 @@ def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> in
         while True:
             sweep = poll_once()
             finished += sweep.finished
-            if not sweep.in_flight and not forever:
+            if not (sweep.in_flight or sweep.recovered) and not forever:
                 break
             if max_seconds is not None and time.monotonic() - started > max_seconds:
                 break

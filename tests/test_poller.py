@@ -134,3 +134,57 @@ def test_the_watchdog_schedule_exists_after_migrate():
     schedule = Schedule.objects.get(name="nanobanana-watchdog")
     assert schedule.func == "nanobanana_django.tasks.watchdog_task"
     assert schedule.minutes == 1
+
+
+def run_poller_tasks(monkeypatch, seconds):
+    """Play the task runner for ``seconds``: run each poller task queued; count them."""
+    queued = []
+    monkeypatch.setattr("nanobanana_django.tasks.enqueue_poller", lambda: queued.append(1))
+    poller.watchdog()
+    ran = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if queued:
+            queued.pop()
+            ran += 1
+            poller.run_poller()
+        else:
+            time.sleep(0.05)
+    return ran
+
+
+def test_a_row_still_being_submitted_does_not_keep_the_poller_looping(emulator, monkeypatch):
+    # A worker (or a foreground generate_for) is inside its create request right now.
+    row = create_generation(Article.objects.create(title="Slow model"))
+    GeneratedImage.objects.filter(pk=row.pk).update(
+        status=Status.RUNNING, started_at=timezone.now(), attempts=1
+    )
+    assert run_poller_tasks(monkeypatch, seconds=2) == 0
+    row.refresh_from_db()
+    assert (row.status, row.prediction_id, row.attempts) == (Status.RUNNING, "", 1)
+    assert emulator.created_count == 0
+
+
+def test_a_poller_with_other_work_ends_without_requeuing_for_a_row_being_submitted(
+    emulator, monkeypatch
+):
+    submitted(1, latency=0.2, emulator=emulator)
+    row = create_generation(Article.objects.create(title="Slow model"))
+    GeneratedImage.objects.filter(pk=row.pk).update(
+        status=Status.RUNNING, started_at=timezone.now(), attempts=1
+    )
+    assert run_poller_tasks(monkeypatch, seconds=2) == 1
+    assert caches["default"].get(poller.LEASE_KEY) is None
+
+
+def test_the_watchdog_recovers_a_row_orphaned_while_submitting(emulator, monkeypatch):
+    row = create_generation(Article.objects.create(title="Crashed submit"))
+    GeneratedImage.objects.filter(pk=row.pk).update(
+        status=Status.RUNNING,
+        started_at=timezone.now() - submit_window() - timedelta(seconds=1),
+        attempts=1,
+    )
+    run_poller_tasks(monkeypatch, seconds=1)
+    row.refresh_from_db()
+    assert row.prediction_id
+    assert emulator.created_count == 1
