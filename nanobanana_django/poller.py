@@ -30,7 +30,7 @@ from django.utils import timezone
 from .conf import app_settings
 from .exceptions import NanoBananaError
 from .models import GeneratedImage
-from .providers import Prediction, get_provider
+from .providers import Prediction, Provider, get_provider
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class Sweep:
     in_flight: int = 0
     finished: int = 0
     recovered: int = 0
+    lease_lost: bool = False
 
 
 def interval() -> float:
@@ -111,33 +112,63 @@ def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> in
     to a fresh poller task if work remains.
     """
     cache = caches[app_settings.CACHE]
-    token = uuid.uuid4().hex
-    if not _take_lease(cache, token):
+    lease = Lease(cache, uuid.uuid4().hex)
+    if not _take_lease(cache, lease.token):
         return 0
+    lease.renewed = time.monotonic()
     if max_seconds is None and not forever:
         max_seconds = _task_time_budget()
     started = time.monotonic()
     finished = 0
     try:
         while True:
-            sweep = poll_once()
+            sweep = poll_once(lease=lease)
             finished += sweep.finished
+            if sweep.lease_lost or not lease.renew():
+                return finished  # the lease expired and another poller took over
             if not (sweep.in_flight or sweep.recovered) and not forever:
                 break
             if max_seconds is not None and time.monotonic() - started > max_seconds:
                 break
-            if _token(cache.get(LEASE_KEY)) != token:
-                return finished  # the lease expired and another poller took over
-            cache.set(LEASE_KEY, _lease_value(token), timeout=lease_seconds())
             time.sleep(interval())
     finally:
-        if _token(cache.get(LEASE_KEY)) == token:
+        if _token(cache.get(LEASE_KEY)) == lease.token:
             cache.delete(LEASE_KEY)
     if has_work():
         # Time is up, or a prediction was submitted after the last sweep, while our
         # lease kept its submitter from starting a poller: a fresh task carries on.
         ensure_poller()
     return finished
+
+
+class Lease:
+    """A poller's hold on ``LEASE_KEY``: renewed after every sweep, and during long ones.
+
+    A sweep that stores hundreds of images can outlast the lease; renewing it only
+    between sweeps let it expire, and a second poller took over mid-sweep.
+    """
+
+    def __init__(self, cache: Any, token: str) -> None:
+        self.cache = cache
+        self.token = token
+        self.renewed = 0.0
+
+    def renew(self) -> bool:
+        """Extend the lease; False if it is no longer ours (it expired, another took it)."""
+        if _token(self.cache.get(LEASE_KEY)) != self.token:
+            return False
+        self.cache.set(LEASE_KEY, _lease_value(self.token), timeout=lease_seconds())
+        self.renewed = time.monotonic()
+        return True
+
+    def renew_if_due(self) -> bool:
+        if time.monotonic() - self.renewed < RENEW_DURING_SWEEP:
+            return True
+        return self.renew()
+
+
+RENEW_DURING_SWEEP = 1.0
+"""Seconds between renewals of the lease while one sweep goes on."""
 
 
 def _take_lease(cache: Any, token: str) -> bool:
@@ -178,9 +209,13 @@ def _renewed_at(value: object) -> float:
         return 0.0
 
 
-def poll_once() -> Sweep:
-    """Look at every running generation once; finish, give up on or recover each."""
-    from .services import complete_generation, run_generation, submit_window
+def poll_once(*, lease: Lease | None = None) -> Sweep:
+    """Look at every running generation once; finish, give up on or recover each.
+
+    One provider (one HTTP client, its connections kept alive) serves the whole sweep.
+    With ``lease``, it is renewed as the sweep goes, and the sweep stops if it was lost.
+    """
+    from .services import run_generation, submit_window
 
     sweep = Sweep()
     running = list(
@@ -197,35 +232,59 @@ def poll_once() -> Sweep:
             run_generation(pk, wait=False)  # orphaned while submitting: recover it
             sweep.recovered += 1
     for provider_name, rows in by_provider.items():
-        states = _states(provider_name, rows)
-        for pk, prediction_id, _started in rows:
-            prediction = states.get(prediction_id)
-            if prediction is not None and not prediction.is_terminal:
-                row_is_overdue = _overdue(_started)
-                if not row_is_overdue:
-                    sweep.in_flight += 1
-                    continue
-            row = complete_generation(pk, prediction=prediction)
-            if row.is_finished:
-                sweep.finished += 1
-            else:
-                sweep.in_flight += 1
+        try:
+            provider = get_provider(provider_name)
+        except Exception:
+            provider = None  # each row then fails with the reason (complete_generation)
+        try:
+            _follow(provider_name, provider, rows, sweep, lease)
+        finally:
+            if provider is not None:
+                provider.close()
+        if sweep.lease_lost:
+            break
     return sweep
 
 
-def _states(provider_name: str, rows: list[tuple[int, str, object]]) -> dict[str, Prediction]:
+def _follow(
+    provider_name: str,
+    provider: Provider | None,
+    rows: list[tuple[int, str, object]],
+    sweep: Sweep,
+    lease: Lease | None,
+) -> None:
+    """Finish the rows of one provider whose predictions are done (or overdue)."""
+    from .services import complete_generation
+
+    states = _states(provider_name, provider, rows) if provider is not None else {}
+    for pk, prediction_id, started in rows:
+        prediction = states.get(prediction_id)
+        if prediction is not None and not prediction.is_terminal and not _overdue(started):
+            sweep.in_flight += 1
+            continue
+        if lease is not None and not lease.renew_if_due():
+            sweep.lease_lost = True
+            return
+        row = complete_generation(pk, prediction=prediction, provider=provider)
+        if row.is_finished:
+            sweep.finished += 1
+        else:
+            sweep.in_flight += 1
+
+
+def _states(
+    provider_name: str, provider: Provider, rows: list[tuple[int, str, object]]
+) -> dict[str, Prediction]:
     """The providers' view of many predictions in as few requests as it allows."""
     try:
-        with get_provider(provider_name) as provider:
-            oldest = min(started for _pk, _id, started in rows if started is not None)
-            listed = provider.states([prediction_id for _pk, prediction_id, _s in rows], oldest)
+        oldest = min(started for _pk, _id, started in rows if started is not None)
+        return provider.states([prediction_id for _pk, prediction_id, _s in rows], oldest)
     except (NanoBananaError, ValueError) as exc:
         logger.warning("Poller: could not list %s predictions: %s", provider_name, exc)
         return {}
     except Exception:
         logger.exception("Poller: could not list %s predictions", provider_name)
         return {}
-    return listed
 
 
 def _overdue(started_at: object) -> bool:

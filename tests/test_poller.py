@@ -188,3 +188,74 @@ def test_the_watchdog_recovers_a_row_orphaned_while_submitting(emulator, monkeyp
     row.refresh_from_db()
     assert row.prediction_id
     assert emulator.created_count == 1
+
+
+def test_a_long_sweep_keeps_the_pollers_lease(emulator, monkeypatch):
+    submitted(4, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    monkeypatch.setattr(poller, "lease_seconds", lambda: 1.0)
+    monkeypatch.setattr(poller, "RENEW_DURING_SWEEP", 0.2, raising=False)
+    from nanobanana_django import services
+
+    complete = services.complete_generation
+    lease_seen = []
+
+    def slow_complete(*args, **kwargs):
+        time.sleep(0.4)  # storing a large image, say
+        lease_seen.append(caches["default"].get(poller.LEASE_KEY) is not None)
+        return complete(*args, **kwargs)
+
+    monkeypatch.setattr(services, "complete_generation", slow_complete)
+    assert poller.run_poller() == 4
+    assert lease_seen == [True] * 4
+
+
+def test_a_poller_that_lost_its_lease_mid_sweep_leaves_the_rest_to_the_new_one(
+    emulator, monkeypatch
+):
+    rows = submitted(3, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    monkeypatch.setattr(poller, "RENEW_DURING_SWEEP", 0.0, raising=False)
+    from nanobanana_django import services
+
+    complete = services.complete_generation
+
+    def complete_then_lose_the_lease(*args, **kwargs):
+        caches["default"].set(poller.LEASE_KEY, poller._lease_value("another-poller"))
+        return complete(*args, **kwargs)
+
+    monkeypatch.setattr(services, "complete_generation", complete_then_lose_the_lease)
+    assert poller.run_poller() == 1
+    assert (
+        GeneratedImage.objects.filter(pk__in=[r.pk for r in rows], status=Status.RUNNING).count()
+        == 2
+    )
+    assert poller._token(caches["default"].get(poller.LEASE_KEY)) == "another-poller"
+
+
+def test_a_sweep_opens_one_http_client_and_loads_the_ca_bundle_at_most_once(emulator, monkeypatch):
+    import ssl
+
+    import httpx
+
+    submitted(5, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    clients, bundles = [], []
+    client_init = httpx.Client.__init__
+    load = ssl.SSLContext.load_verify_locations
+
+    def counting_init(self, *args, **kwargs):
+        clients.append(1)
+        client_init(self, *args, **kwargs)
+
+    def counting_load(self, *args, **kwargs):
+        bundles.append(1)
+        return load(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "__init__", counting_init)
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting_load)
+    sweep = poller.poll_once()
+    assert sweep.finished == 5
+    assert len(clients) == 1
+    assert len(bundles) <= 1
+    assert not Article.objects.filter(header_image="").exists()
