@@ -46,7 +46,7 @@ from .exceptions import (
 from .images import inspect
 from .models import GeneratedImage
 from .providers import GenerationRequest, Prediction, Provider, get_provider
-from .providers.base import ABORTED, CANCELED, FAILED
+from .providers.base import ABORTED, CANCELED, FAILED, SUCCEEDED
 from .registry import ContentConfig, get_config
 from .signals import image_generated, image_generation_failed
 from .specs import validate_input
@@ -507,8 +507,8 @@ def _give_up(row: GeneratedImage, provider: Provider, prediction: Prediction) ->
 
 def _finish(row: GeneratedImage, provider: Provider, prediction: Prediction) -> None:
     """A terminal prediction: record its outcome, and store and attach its image."""
-    if prediction.predict_time is not None:
-        row.record(predict_time=prediction.predict_time)
+    if prediction.predict_time is not None and prediction.status != SUCCEEDED:
+        row.record(predict_time=prediction.predict_time)  # a success records it with the rest
     if prediction.status == FAILED:
         reason = (prediction.error or "no reason given").rstrip(". ")
         raise PredictionFailed(
@@ -523,29 +523,49 @@ def _finish(row: GeneratedImage, provider: Provider, prediction: Prediction) -> 
             "The prediction's deadline (NANOBANANA['CANCEL_AFTER']) passed before it "
             "started, so it never ran and was not billed. Retry, or allow a longer deadline."
         )
-    _store(row, provider, prediction)
+    try:
+        _store(row, provider, prediction)
+    except DatabaseError:
+        raise
+    except Exception:
+        if prediction.predict_time is not None:  # billed, though not stored: keep the figure
+            row.record(predict_time=prediction.predict_time)
+        raise
 
 
 def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> None:
+    """Download, check and save the image, then mark the row done and attach it at once.
+
+    One write transaction for the row and its object (the storing, succeeded and
+    attached), so that on a shared database a finished image costs one commit.
+    """
     with provider.open_output(prediction, max_bytes=app_settings.MAX_IMAGE_BYTES) as output:
         info = inspect(output, max_pixels=app_settings.MAX_IMAGE_PIXELS)
         row.image.save(f"image.{info.extension}", File(output), save=False)
+    done = {
+        "status": Status.SUCCEEDED,
+        "image": row.image.name,
+        "image_format": info.format,
+        "width": info.width,
+        "height": info.height,
+        "size_bytes": info.size_bytes,
+        "finished_at": timezone.now(),
+        "error_code": "",
+        "error_message": "",
+    }
+    if prediction.predict_time is not None:
+        done["predict_time"] = prediction.predict_time
+    attached = False
     try:
         # "succeeded" and "attached" are one step: never one without the other.
         with transaction.atomic():
             finished = GeneratedImage.objects.filter(pk=row.pk, status=Status.RUNNING).update(
-                status=Status.SUCCEEDED,
-                image=row.image.name,
-                image_format=info.format,
-                width=info.width,
-                height=info.height,
-                size_bytes=info.size_bytes,
-                finished_at=timezone.now(),
-                error_code="",
-                error_message="",
+                **done
             )
-            row.refresh_from_db()
-            attached = bool(finished and row.content_type_id) and _attach_quietly(row)
+            if finished:
+                for name, value in done.items():
+                    setattr(row, name, value)
+                attached = bool(row.content_type_id) and _attach_quietly(row)
     except DatabaseError:
         row.image.delete(save=False)
         raise

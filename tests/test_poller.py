@@ -259,3 +259,24 @@ def test_a_sweep_opens_one_http_client_and_loads_the_ca_bundle_at_most_once(emul
     assert len(clients) == 1
     assert len(bundles) <= 1
     assert not Article.objects.filter(header_image="").exists()
+
+
+def test_a_billed_prediction_whose_image_fails_its_checks_keeps_its_predict_time(emulator):
+    emulator.add_fault("truncated")
+    [row] = submitted(1, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    poller.poll_once()
+    row.refresh_from_db()
+    assert (row.status, row.error_code) == (Status.FAILED, "invalid_image")
+    assert row.predict_time is not None
+
+
+def test_a_stored_image_records_its_predict_time_and_size(emulator):
+    [row] = submitted(1, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    poller.poll_once()
+    row.refresh_from_db()
+    assert row.status == Status.SUCCEEDED
+    assert row.predict_time == pytest.approx(0.1, abs=0.05)
+    assert (row.image_format, row.size_bytes) == ("JPEG", row.image.size)
+    assert Article.objects.get().header_image.name == row.image.name
