@@ -122,6 +122,7 @@ def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> in
     finished = 0
     try:
         while True:
+            sweep_started = time.monotonic()
             sweep = poll_once(lease=lease)
             finished += sweep.finished
             if sweep.lease_lost or not lease.renew():
@@ -130,7 +131,9 @@ def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> in
                 break
             if max_seconds is not None and time.monotonic() - started > max_seconds:
                 break
-            time.sleep(interval())
+            # Sweeps start every interval: a long sweep (many images to store) is
+            # followed at once by the next, as predictions finished meanwhile.
+            time.sleep(max(0.0, interval() - (time.monotonic() - sweep_started)))
     finally:
         if _token(cache.get(LEASE_KEY)) == lease.token:
             cache.delete(LEASE_KEY)
@@ -254,18 +257,24 @@ def _follow(
     lease: Lease | None,
 ) -> None:
     """Finish the rows of one provider whose predictions are done (or overdue)."""
-    from .services import complete_generation
+    from .services import complete_row
 
     states = _states(provider_name, provider, rows) if provider is not None else {}
+    due = []
     for pk, prediction_id, started in rows:
         prediction = states.get(prediction_id)
         if prediction is not None and not prediction.is_terminal and not _overdue(started):
             sweep.in_flight += 1
-            continue
+        else:
+            due.append((pk, prediction))
+    loaded = GeneratedImage.objects.in_bulk([pk for pk, _prediction in due])
+    for pk, prediction in due:
+        if pk not in loaded:
+            continue  # deleted since
         if lease is not None and not lease.renew_if_due():
             sweep.lease_lost = True
             return
-        row = complete_generation(pk, prediction=prediction, provider=provider)
+        row = complete_row(loaded[pk], prediction, provider)
         if row.is_finished:
             sweep.finished += 1
         else:

@@ -239,7 +239,14 @@ def complete_generation(
     row, or one without a prediction yet, is returned unchanged. A prediction running
     for longer than ``GENERATION_TIMEOUT`` is cancelled and the row fails.
     """
-    row = GeneratedImage.objects.get(pk=image_id)
+    return complete_row(GeneratedImage.objects.get(pk=image_id), prediction, provider)
+
+
+def complete_row(
+    row: GeneratedImage, prediction: Prediction | None, provider: Provider | None
+) -> GeneratedImage:
+    """:func:`complete_generation` for a row the caller has just read (the poller reads
+    a sweep's rows in one query)."""
     if row.status != Status.RUNNING or not row.prediction_id:
         return row
 

@@ -197,7 +197,7 @@ def test_a_long_sweep_keeps_the_pollers_lease(emulator, monkeypatch):
     monkeypatch.setattr(poller, "RENEW_DURING_SWEEP", 0.2, raising=False)
     from nanobanana_django import services
 
-    complete = services.complete_generation
+    complete = services.complete_row
     lease_seen = []
 
     def slow_complete(*args, **kwargs):
@@ -205,7 +205,7 @@ def test_a_long_sweep_keeps_the_pollers_lease(emulator, monkeypatch):
         lease_seen.append(caches["default"].get(poller.LEASE_KEY) is not None)
         return complete(*args, **kwargs)
 
-    monkeypatch.setattr(services, "complete_generation", slow_complete)
+    monkeypatch.setattr(services, "complete_row", slow_complete)
     assert poller.run_poller() == 4
     assert lease_seen == [True] * 4
 
@@ -218,13 +218,13 @@ def test_a_poller_that_lost_its_lease_mid_sweep_leaves_the_rest_to_the_new_one(
     monkeypatch.setattr(poller, "RENEW_DURING_SWEEP", 0.0, raising=False)
     from nanobanana_django import services
 
-    complete = services.complete_generation
+    complete = services.complete_row
 
     def complete_then_lose_the_lease(*args, **kwargs):
         caches["default"].set(poller.LEASE_KEY, poller._lease_value("another-poller"))
         return complete(*args, **kwargs)
 
-    monkeypatch.setattr(services, "complete_generation", complete_then_lose_the_lease)
+    monkeypatch.setattr(services, "complete_row", complete_then_lose_the_lease)
     assert poller.run_poller() == 1
     assert (
         GeneratedImage.objects.filter(pk__in=[r.pk for r in rows], status=Status.RUNNING).count()
@@ -280,3 +280,20 @@ def test_a_stored_image_records_its_predict_time_and_size(emulator):
     assert row.predict_time == pytest.approx(0.1, abs=0.05)
     assert (row.image_format, row.size_bytes) == ("JPEG", row.image.size)
     assert Article.objects.get().header_image.name == row.image.name
+
+
+def test_a_sweep_longer_than_the_interval_is_followed_at_once_by_the_next(
+    emulator, settings, monkeypatch
+):
+    settings.NANOBANANA = {**settings.NANOBANANA, "POLL_INTERVAL": 0.5}
+    sweeps = []
+
+    def long_sweep(**kwargs):
+        sweeps.append(time.monotonic())
+        time.sleep(0.6)  # storing a backlog of images
+        return poller.Sweep(in_flight=1 if len(sweeps) < 3 else 0)
+
+    monkeypatch.setattr(poller, "poll_once", long_sweep)
+    poller.run_poller()
+    gaps = [later - earlier - 0.6 for earlier, later in zip(sweeps, sweeps[1:], strict=False)]
+    assert len(gaps) == 2 and max(gaps) < 0.2
