@@ -41,18 +41,3 @@ LOGGING = {
         "django-q": {"handlers": ["console"], "level": _LEVEL, "propagate": False},
     },
 }
-
-# ``BENCH_SQLITE_JOURNAL=WAL``: the SQLite file in write-ahead-log mode, where readers never
-# wait for a writer (the benchmarks compare it with SQLite's default, ``DELETE``).
-_JOURNAL = os.environ.get("BENCH_SQLITE_JOURNAL", "")
-if _JOURNAL:
-    DATABASES = {  # noqa: F405
-        **DATABASES,  # noqa: F405
-        "default": {
-            **DATABASES["default"],  # noqa: F405
-            "OPTIONS": {
-                **DATABASES["default"].get("OPTIONS", {}),  # noqa: F405
-                "init_command": f"PRAGMA journal_mode={_JOURNAL};",
-            },
-        },
-    }
