@@ -370,6 +370,9 @@ def attach(row: GeneratedImage, *, overwrite: bool | None = None) -> bool:
                 getattr(obj, field_name).save(os.path.basename(row.image.name), source, save=False)
             update_fields += _dimension_fields(model_field, obj, row)
         obj.save(update_fields=update_fields)
+    # The row's content_object is this object as saved: the image_generated signal
+    # that follows gets it without reading it again.
+    row._meta.get_field("content_object").set_cached_value(row, obj)
     return True
 
 

@@ -297,3 +297,30 @@ def test_a_sweep_longer_than_the_interval_is_followed_at_once_by_the_next(
     poller.run_poller()
     gaps = [later - earlier - 0.6 for earlier, later in zip(sweeps, sweeps[1:], strict=False)]
     assert len(gaps) == 2 and max(gaps) < 0.2
+
+
+def test_the_image_generated_signal_gets_the_object_with_its_image(emulator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from nanobanana_django.signals import image_generated
+
+    received = []
+
+    def listener(sender, instance, generated_image, attached, **kwargs):
+        received.append((sender, instance.header_image.name, generated_image.image.name, attached))
+
+    [row] = submitted(1, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    image_generated.connect(listener)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            poller.poll_once()
+    finally:
+        image_generated.disconnect(listener)
+    row.refresh_from_db()
+    assert received == [(Article, row.image.name, row.image.name, True)]
+    article_reads = [
+        q for q in queries if q["sql"].startswith("SELECT") and "testapp_article" in q["sql"]
+    ]
+    assert len(article_reads) == 1  # read once, to attach the image
