@@ -15,12 +15,14 @@ when nothing is in flight; ``manage.py nanobanana_poll`` runs one in the foregro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.cache import caches
@@ -30,7 +32,8 @@ from django.utils import timezone
 from .conf import app_settings
 from .exceptions import NanoBananaError
 from .models import GeneratedImage
-from .providers import Prediction, Provider, get_provider
+from .providers import GenerationRequest, Prediction, Provider, get_provider
+from .providers.base import SUCCEEDED
 
 logger = logging.getLogger(__name__)
 
@@ -268,17 +271,84 @@ def _follow(
         else:
             due.append((pk, prediction))
     loaded = GeneratedImage.objects.in_bulk([pk for pk, _prediction in due])
-    for pk, prediction in due:
-        if pk not in loaded:
-            continue  # deleted since
-        if lease is not None and not lease.renew_if_due():
-            sweep.lease_lost = True
+    due = [(pk, prediction) for pk, prediction in due if pk in loaded]  # not deleted since
+    downloads = Downloads(provider) if provider is not None else None
+    try:
+        for position, (pk, prediction) in enumerate(due):
+            if downloads is not None:
+                for _pk, ahead in due[position : position + DOWNLOADS_AHEAD]:
+                    downloads.start(ahead)
+            if lease is not None and not lease.renew_if_due():
+                sweep.lease_lost = True
+                return
+            row = complete_row(loaded[pk], prediction, downloads or provider)
+            if row.is_finished:
+                sweep.finished += 1
+            else:
+                sweep.in_flight += 1
+    finally:
+        if downloads is not None:
+            downloads.close()
+
+
+DOWNLOADS_AHEAD = 4
+"""Images a sweep downloads at once, ahead of storing them one by one."""
+
+
+class Downloads(Provider):
+    """A sweep's provider, with its next few images downloaded ahead in threads.
+
+    The files come from another host (Replicate's CDN), and a sweep waiting for each
+    download in turn stored at most one image per round trip. Only the download runs
+    in a thread (no database access); checking, storing and attaching stay in the
+    sweep, in order, and a failed download is raised where the row would have
+    downloaded it, so it ends on that row as before.
+    """
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+        self.is_placeholder = provider.is_placeholder
+        self._pool = ThreadPoolExecutor(DOWNLOADS_AHEAD, thread_name_prefix="nanobanana-download")
+        self._started: dict[str, Future[IO[bytes]]] = {}
+
+    def start(self, prediction: Prediction | None) -> None:
+        if prediction is None or prediction.status != SUCCEEDED or prediction.id in self._started:
             return
-        row = complete_row(loaded[pk], prediction, provider)
-        if row.is_finished:
-            sweep.finished += 1
-        else:
-            sweep.in_flight += 1
+        self._started[prediction.id] = self._pool.submit(
+            self.provider.open_output, prediction, max_bytes=app_settings.MAX_IMAGE_BYTES
+        )
+
+    def open_output(self, prediction: Prediction, *, max_bytes: int) -> IO[bytes]:
+        started = self._started.pop(prediction.id, None)
+        if started is None or max_bytes != app_settings.MAX_IMAGE_BYTES:
+            if started is not None:
+                _discard(started)
+            return self.provider.open_output(prediction, max_bytes=max_bytes)
+        return started.result()
+
+    def submit(self, request: GenerationRequest) -> Prediction:
+        return self.provider.submit(request)
+
+    def fetch(self, prediction_id: str) -> Prediction:
+        return self.provider.fetch(prediction_id)
+
+    def cancel(self, prediction_id: str) -> Prediction:
+        return self.provider.cancel(prediction_id)
+
+    def find(self, request: GenerationRequest, *, created_after: Any) -> Any:
+        return self.provider.find(request, created_after=created_after)
+
+    def close(self) -> None:
+        """Wait for the downloads under way; remove what no row took (the provider stays open)."""
+        self._pool.shutdown(wait=True)
+        for started in self._started.values():
+            _discard(started)
+        self._started.clear()
+
+
+def _discard(started: Future[IO[bytes]]) -> None:
+    with contextlib.suppress(Exception):  # a download nobody needs may fail quietly
+        started.result().close()
 
 
 def _states(

@@ -324,3 +324,33 @@ def test_the_image_generated_signal_gets_the_object_with_its_image(emulator):
         q for q in queries if q["sql"].startswith("SELECT") and "testapp_article" in q["sql"]
     ]
     assert len(article_reads) == 1  # read once, to attach the image
+
+
+def test_a_sweep_downloads_images_while_it_stores_others(emulator, monkeypatch):
+    from nanobanana_django.providers.replicate import ReplicateProvider
+
+    submitted(8, latency=0.1, emulator=emulator)
+    time.sleep(0.3)
+    download = ReplicateProvider.open_output
+
+    def slow_download(self, prediction, *, max_bytes):
+        time.sleep(0.3)  # a CDN a round trip away
+        return download(self, prediction, max_bytes=max_bytes)
+
+    monkeypatch.setattr(ReplicateProvider, "open_output", slow_download)
+    started = time.monotonic()
+    sweep = poller.poll_once()
+    assert sweep.finished == 8
+    assert time.monotonic() - started < 8 * 0.3 / 2
+    assert not Article.objects.filter(header_image="").exists()
+
+
+def test_a_failed_download_ends_on_its_own_row_only(emulator):
+    rows = submitted(3, latency=0.1, emulator=emulator)
+    time.sleep(0.3)
+    emulator.add_fault("truncated")  # the first image served is cut short
+    poller.poll_once()
+    statuses = sorted(GeneratedImage.objects.values_list("status", "error_code"))
+    assert statuses == [(Status.FAILED, "invalid_image")] + [(Status.SUCCEEDED, "")] * 2
+    assert Article.objects.exclude(header_image="").count() == 2
+    assert len(rows) == 3
