@@ -22,7 +22,13 @@ if __package__ in (None, ""):  # run as a script: make the "bench" package impor
 
 from bench.harness import ROOT, run_main  # noqa: E402
 
-BENCHMARKS = ("publish_overhead.py", "end_to_end.py", "backfill.py", "memory.py")
+BENCHMARKS = (
+    "publish_overhead.py",
+    "end_to_end.py",
+    "backfill.py",
+    "capacity.py",
+    "memory.py",
+)
 
 
 def main() -> None:

@@ -15,21 +15,25 @@ when nothing is in flight; ``manage.py nanobanana_poll`` runs one in the foregro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.cache import caches
+from django.db.models import Q
 from django.utils import timezone
 
 from .conf import app_settings
 from .exceptions import NanoBananaError
 from .models import GeneratedImage
-from .providers import Prediction, get_provider
+from .providers import GenerationRequest, Prediction, Provider, get_provider
+from .providers.base import SUCCEEDED
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,7 @@ class Sweep:
     in_flight: int = 0
     finished: int = 0
     recovered: int = 0
+    lease_lost: bool = False
 
 
 def interval() -> float:
@@ -76,8 +81,23 @@ def ensure_poller(*, force: bool = False) -> None:
 
 
 def has_work() -> bool:
-    """Whether any generation is running (with a prediction, or orphaned while submitting)."""
-    return GeneratedImage.objects.filter(status=Status.RUNNING).exists()
+    """Whether the poller has something to do: a prediction to follow, or an orphan to recover.
+
+    A row still ``running`` without a prediction id within its submit window is not
+    such work: its submitter (a worker, a foreground ``generate_for``, a create held
+    by throttling) is still inside its create request, and starts a poller itself once
+    it has a prediction. Counting it made each poller task end at once and queue the
+    next, several a second. Once the window has passed, the row counts: it was
+    orphaned, and the watchdog's poller recovers it.
+    """
+    from .services import submit_window
+
+    orphaned_before = timezone.now() - submit_window()
+    return (
+        GeneratedImage.objects.filter(status=Status.RUNNING)
+        .filter(~Q(prediction_id="") | Q(started_at__lt=orphaned_before))
+        .exists()
+    )
 
 
 def watchdog() -> None:
@@ -95,33 +115,66 @@ def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> in
     to a fresh poller task if work remains.
     """
     cache = caches[app_settings.CACHE]
-    token = uuid.uuid4().hex
-    if not _take_lease(cache, token):
+    lease = Lease(cache, uuid.uuid4().hex)
+    if not _take_lease(cache, lease.token):
         return 0
+    lease.renewed = time.monotonic()
     if max_seconds is None and not forever:
         max_seconds = _task_time_budget()
     started = time.monotonic()
     finished = 0
     try:
         while True:
-            sweep = poll_once()
+            sweep_started = time.monotonic()
+            sweep = poll_once(lease=lease)
             finished += sweep.finished
-            if not sweep.in_flight and not forever:
+            if sweep.lease_lost or not lease.renew():
+                return finished  # the lease expired and another poller took over
+            if not (sweep.in_flight or sweep.recovered) and not forever:
                 break
             if max_seconds is not None and time.monotonic() - started > max_seconds:
                 break
-            if _token(cache.get(LEASE_KEY)) != token:
-                return finished  # the lease expired and another poller took over
-            cache.set(LEASE_KEY, _lease_value(token), timeout=lease_seconds())
-            time.sleep(interval())
+            # Sweeps start every interval: a long sweep (many images to store) is
+            # followed at once by the next, as predictions finished meanwhile.
+            time.sleep(max(0.0, interval() - (time.monotonic() - sweep_started)))
     finally:
-        if _token(cache.get(LEASE_KEY)) == token:
+        if _token(cache.get(LEASE_KEY)) == lease.token:
             cache.delete(LEASE_KEY)
     if has_work():
         # Time is up, or a prediction was submitted after the last sweep, while our
         # lease kept its submitter from starting a poller: a fresh task carries on.
         ensure_poller()
     return finished
+
+
+class Lease:
+    """A poller's hold on ``LEASE_KEY``: renewed after every sweep, and during long ones.
+
+    A sweep that stores hundreds of images can outlast the lease; renewing it only
+    between sweeps let it expire, and a second poller took over mid-sweep.
+    """
+
+    def __init__(self, cache: Any, token: str) -> None:
+        self.cache = cache
+        self.token = token
+        self.renewed = 0.0
+
+    def renew(self) -> bool:
+        """Extend the lease; False if it is no longer ours (it expired, another took it)."""
+        if _token(self.cache.get(LEASE_KEY)) != self.token:
+            return False
+        self.cache.set(LEASE_KEY, _lease_value(self.token), timeout=lease_seconds())
+        self.renewed = time.monotonic()
+        return True
+
+    def renew_if_due(self) -> bool:
+        if time.monotonic() - self.renewed < RENEW_DURING_SWEEP:
+            return True
+        return self.renew()
+
+
+RENEW_DURING_SWEEP = 1.0
+"""Seconds between renewals of the lease while one sweep goes on."""
 
 
 def _take_lease(cache: Any, token: str) -> bool:
@@ -162,9 +215,13 @@ def _renewed_at(value: object) -> float:
         return 0.0
 
 
-def poll_once() -> Sweep:
-    """Look at every running generation once; finish, give up on or recover each."""
-    from .services import complete_generation, run_generation, submit_window
+def poll_once(*, lease: Lease | None = None) -> Sweep:
+    """Look at every running generation once; finish, give up on or recover each.
+
+    One provider (one HTTP client, its connections kept alive) serves the whole sweep.
+    With ``lease``, it is renewed as the sweep goes, and the sweep stops if it was lost.
+    """
+    from .services import run_generation, submit_window
 
     sweep = Sweep()
     running = list(
@@ -181,35 +238,132 @@ def poll_once() -> Sweep:
             run_generation(pk, wait=False)  # orphaned while submitting: recover it
             sweep.recovered += 1
     for provider_name, rows in by_provider.items():
-        states = _states(provider_name, rows)
-        for pk, prediction_id, _started in rows:
-            prediction = states.get(prediction_id)
-            if prediction is not None and not prediction.is_terminal:
-                row_is_overdue = _overdue(_started)
-                if not row_is_overdue:
-                    sweep.in_flight += 1
-                    continue
-            row = complete_generation(pk, prediction=prediction)
+        try:
+            provider = get_provider(provider_name)
+        except Exception:
+            provider = None  # each row then fails with the reason (complete_generation)
+        try:
+            _follow(provider_name, provider, rows, sweep, lease)
+        finally:
+            if provider is not None:
+                provider.close()
+        if sweep.lease_lost:
+            break
+    return sweep
+
+
+def _follow(
+    provider_name: str,
+    provider: Provider | None,
+    rows: list[tuple[int, str, object]],
+    sweep: Sweep,
+    lease: Lease | None,
+) -> None:
+    """Finish the rows of one provider whose predictions are done (or overdue)."""
+    from .services import complete_row
+
+    states = _states(provider_name, provider, rows) if provider is not None else {}
+    due = []
+    for pk, prediction_id, started in rows:
+        prediction = states.get(prediction_id)
+        if prediction is not None and not prediction.is_terminal and not _overdue(started):
+            sweep.in_flight += 1
+        else:
+            due.append((pk, prediction))
+    loaded = GeneratedImage.objects.in_bulk([pk for pk, _prediction in due])
+    due = [(pk, prediction) for pk, prediction in due if pk in loaded]  # not deleted since
+    downloads = Downloads(provider) if provider is not None else None
+    try:
+        for position, (pk, prediction) in enumerate(due):
+            if downloads is not None:
+                for _pk, ahead in due[position : position + DOWNLOADS_AHEAD]:
+                    downloads.start(ahead)
+            if lease is not None and not lease.renew_if_due():
+                sweep.lease_lost = True
+                return
+            row = complete_row(loaded[pk], prediction, downloads or provider)
             if row.is_finished:
                 sweep.finished += 1
             else:
                 sweep.in_flight += 1
-    return sweep
+    finally:
+        if downloads is not None:
+            downloads.close()
 
 
-def _states(provider_name: str, rows: list[tuple[int, str, object]]) -> dict[str, Prediction]:
+DOWNLOADS_AHEAD = 4
+"""Images a sweep downloads at once, ahead of storing them one by one."""
+
+
+class Downloads(Provider):
+    """A sweep's provider, with its next few images downloaded ahead in threads.
+
+    The files come from another host (Replicate's CDN), and a sweep waiting for each
+    download in turn stored at most one image per round trip. Only the download runs
+    in a thread (no database access); checking, storing and attaching stay in the
+    sweep, in order, and a failed download is raised where the row would have
+    downloaded it, so it ends on that row as before.
+    """
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+        self.is_placeholder = provider.is_placeholder
+        self._pool = ThreadPoolExecutor(DOWNLOADS_AHEAD, thread_name_prefix="nanobanana-download")
+        self._started: dict[str, Future[IO[bytes]]] = {}
+
+    def start(self, prediction: Prediction | None) -> None:
+        if prediction is None or prediction.status != SUCCEEDED or prediction.id in self._started:
+            return
+        self._started[prediction.id] = self._pool.submit(
+            self.provider.open_output, prediction, max_bytes=app_settings.MAX_IMAGE_BYTES
+        )
+
+    def open_output(self, prediction: Prediction, *, max_bytes: int) -> IO[bytes]:
+        started = self._started.pop(prediction.id, None)
+        if started is None or max_bytes != app_settings.MAX_IMAGE_BYTES:
+            if started is not None:
+                _discard(started)
+            return self.provider.open_output(prediction, max_bytes=max_bytes)
+        return started.result()
+
+    def submit(self, request: GenerationRequest) -> Prediction:
+        return self.provider.submit(request)
+
+    def fetch(self, prediction_id: str) -> Prediction:
+        return self.provider.fetch(prediction_id)
+
+    def cancel(self, prediction_id: str) -> Prediction:
+        return self.provider.cancel(prediction_id)
+
+    def find(self, request: GenerationRequest, *, created_after: Any) -> Any:
+        return self.provider.find(request, created_after=created_after)
+
+    def close(self) -> None:
+        """Wait for the downloads under way; remove what no row took (the provider stays open)."""
+        self._pool.shutdown(wait=True)
+        for started in self._started.values():
+            _discard(started)
+        self._started.clear()
+
+
+def _discard(started: Future[IO[bytes]]) -> None:
+    with contextlib.suppress(Exception):  # a download nobody needs may fail quietly
+        started.result().close()
+
+
+def _states(
+    provider_name: str, provider: Provider, rows: list[tuple[int, str, object]]
+) -> dict[str, Prediction]:
     """The providers' view of many predictions in as few requests as it allows."""
     try:
-        with get_provider(provider_name) as provider:
-            oldest = min(started for _pk, _id, started in rows if started is not None)
-            listed = provider.states([prediction_id for _pk, prediction_id, _s in rows], oldest)
+        oldest = min(started for _pk, _id, started in rows if started is not None)
+        return provider.states([prediction_id for _pk, prediction_id, _s in rows], oldest)
     except (NanoBananaError, ValueError) as exc:
         logger.warning("Poller: could not list %s predictions: %s", provider_name, exc)
         return {}
     except Exception:
         logger.exception("Poller: could not list %s predictions", provider_name)
         return {}
-    return listed
 
 
 def _overdue(started_at: object) -> bool:

@@ -47,7 +47,7 @@ from .exceptions import (
 from .images import inspect
 from .models import GeneratedImage
 from .providers import GenerationRequest, Prediction, Provider, get_provider
-from .providers.base import ABORTED, CANCELED, FAILED
+from .providers.base import ABORTED, CANCELED, FAILED, SUCCEEDED
 from .registry import ContentConfig, config_for_stored, get_config
 from .signals import image_generated, image_generation_failed
 from .specs import validate_input
@@ -240,7 +240,14 @@ def complete_generation(
     row, or one without a prediction yet, is returned unchanged. A prediction running
     for longer than ``GENERATION_TIMEOUT`` is cancelled and the row fails.
     """
-    row = GeneratedImage.objects.get(pk=image_id)
+    return complete_row(GeneratedImage.objects.get(pk=image_id), prediction, provider)
+
+
+def complete_row(
+    row: GeneratedImage, prediction: Prediction | None, provider: Provider | None
+) -> GeneratedImage:
+    """:func:`complete_generation` for a row the caller has just read (the poller reads
+    a sweep's rows in one query)."""
     if row.status != Status.RUNNING or not row.prediction_id:
         return row
 
@@ -364,6 +371,9 @@ def attach(row: GeneratedImage, *, overwrite: bool | None = None) -> bool:
                 getattr(obj, field_name).save(os.path.basename(row.image.name), source, save=False)
             update_fields += _dimension_fields(model_field, obj, row)
         obj.save(update_fields=update_fields)
+    # The row's content_object is this object as saved: the image_generated signal
+    # that follows gets it without reading it again.
+    row._meta.get_field("content_object").set_cached_value(row, obj)
     return True
 
 
@@ -563,8 +573,8 @@ def _give_up(row: GeneratedImage, provider: Provider, prediction: Prediction) ->
 
 def _finish(row: GeneratedImage, provider: Provider, prediction: Prediction) -> None:
     """A terminal prediction: record its outcome, and store and attach its image."""
-    if prediction.predict_time is not None:
-        row.record(predict_time=prediction.predict_time)
+    if prediction.predict_time is not None and prediction.status != SUCCEEDED:
+        row.record(predict_time=prediction.predict_time)  # a success records it with the rest
     if prediction.status == FAILED:
         reason = (prediction.error or "no reason given").rstrip(". ")
         raise PredictionFailed(
@@ -579,29 +589,49 @@ def _finish(row: GeneratedImage, provider: Provider, prediction: Prediction) -> 
             "The prediction's deadline (NANOBANANA['CANCEL_AFTER']) passed before it "
             "started, so it never ran and was not billed. Retry, or allow a longer deadline."
         )
-    _store(row, provider, prediction)
+    try:
+        _store(row, provider, prediction)
+    except DatabaseError:
+        raise
+    except Exception:
+        if prediction.predict_time is not None:  # billed, though not stored: keep the figure
+            row.record(predict_time=prediction.predict_time)
+        raise
 
 
 def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> None:
+    """Download, check and save the image, then mark the row done and attach it at once.
+
+    One write transaction for the row and its object (the storing, succeeded and
+    attached), so that on a shared database a finished image costs one commit.
+    """
     with provider.open_output(prediction, max_bytes=app_settings.MAX_IMAGE_BYTES) as output:
         info = inspect(output, max_pixels=app_settings.MAX_IMAGE_PIXELS)
         row.image.save(f"image.{info.extension}", File(output), save=False)
+    done = {
+        "status": Status.SUCCEEDED,
+        "image": row.image.name,
+        "image_format": info.format,
+        "width": info.width,
+        "height": info.height,
+        "size_bytes": info.size_bytes,
+        "finished_at": timezone.now(),
+        "error_code": "",
+        "error_message": "",
+    }
+    if prediction.predict_time is not None:
+        done["predict_time"] = prediction.predict_time
+    attached = False
     try:
         # "succeeded" and "attached" are one step: never one without the other.
         with transaction.atomic():
             finished = GeneratedImage.objects.filter(pk=row.pk, status=Status.RUNNING).update(
-                status=Status.SUCCEEDED,
-                image=row.image.name,
-                image_format=info.format,
-                width=info.width,
-                height=info.height,
-                size_bytes=info.size_bytes,
-                finished_at=timezone.now(),
-                error_code="",
-                error_message="",
+                **done
             )
-            row.refresh_from_db()
-            attached = bool(finished and row.content_type_id) and _attach_quietly(row)
+            if finished:
+                for name, value in done.items():
+                    setattr(row, name, value)
+                attached = bool(row.content_type_id) and _attach_quietly(row)
     except DatabaseError:
         row.image.delete(save=False)
         raise

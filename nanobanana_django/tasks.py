@@ -110,7 +110,11 @@ def _dispatch(function: Any, django_task: Any, argument: int | None, name: str) 
         from django_q.tasks import async_task
 
         path = f"{__name__}.{function.__name__}"
-        async_task(path, *args, task_name=name, group="nanobanana")
+        # save=False: a task that succeeded leaves no result row. The GeneratedImage row
+        # is the record; saving one per image cost a write transaction each (with
+        # django-q2's pruning of old results), and pushed the site's own task results
+        # out of Q_CLUSTER["save_limit"]. A task that raised is still saved.
+        async_task(path, *args, task_name=name, group="nanobanana", save=False)
     elif runner == DJANGO_TASKS:
         if django_task is None:
             raise ImproperlyConfigured(

@@ -134,3 +134,223 @@ def test_the_watchdog_schedule_exists_after_migrate():
     schedule = Schedule.objects.get(name="nanobanana-watchdog")
     assert schedule.func == "nanobanana_django.tasks.watchdog_task"
     assert schedule.minutes == 1
+
+
+def run_poller_tasks(monkeypatch, seconds):
+    """Play the task runner for ``seconds``: run each poller task queued; count them."""
+    queued = []
+    monkeypatch.setattr("nanobanana_django.tasks.enqueue_poller", lambda: queued.append(1))
+    poller.watchdog()
+    ran = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if queued:
+            queued.pop()
+            ran += 1
+            poller.run_poller()
+        else:
+            time.sleep(0.05)
+    return ran
+
+
+def test_a_row_still_being_submitted_does_not_keep_the_poller_looping(emulator, monkeypatch):
+    # A worker (or a foreground generate_for) is inside its create request right now.
+    row = create_generation(Article.objects.create(title="Slow model"))
+    GeneratedImage.objects.filter(pk=row.pk).update(
+        status=Status.RUNNING, started_at=timezone.now(), attempts=1
+    )
+    assert run_poller_tasks(monkeypatch, seconds=2) == 0
+    row.refresh_from_db()
+    assert (row.status, row.prediction_id, row.attempts) == (Status.RUNNING, "", 1)
+    assert emulator.created_count == 0
+
+
+def test_a_poller_with_other_work_ends_without_requeuing_for_a_row_being_submitted(
+    emulator, monkeypatch
+):
+    submitted(1, latency=0.2, emulator=emulator)
+    row = create_generation(Article.objects.create(title="Slow model"))
+    GeneratedImage.objects.filter(pk=row.pk).update(
+        status=Status.RUNNING, started_at=timezone.now(), attempts=1
+    )
+    assert run_poller_tasks(monkeypatch, seconds=2) == 1
+    assert caches["default"].get(poller.LEASE_KEY) is None
+
+
+def test_the_watchdog_recovers_a_row_orphaned_while_submitting(emulator, monkeypatch):
+    row = create_generation(Article.objects.create(title="Crashed submit"))
+    GeneratedImage.objects.filter(pk=row.pk).update(
+        status=Status.RUNNING,
+        started_at=timezone.now() - submit_window() - timedelta(seconds=1),
+        attempts=1,
+    )
+    run_poller_tasks(monkeypatch, seconds=1)
+    row.refresh_from_db()
+    assert row.prediction_id
+    assert emulator.created_count == 1
+
+
+def test_a_long_sweep_keeps_the_pollers_lease(emulator, monkeypatch):
+    submitted(4, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    monkeypatch.setattr(poller, "lease_seconds", lambda: 1.0)
+    monkeypatch.setattr(poller, "RENEW_DURING_SWEEP", 0.2, raising=False)
+    from nanobanana_django import services
+
+    complete = services.complete_row
+    lease_seen = []
+
+    def slow_complete(*args, **kwargs):
+        time.sleep(0.4)  # storing a large image, say
+        lease_seen.append(caches["default"].get(poller.LEASE_KEY) is not None)
+        return complete(*args, **kwargs)
+
+    monkeypatch.setattr(services, "complete_row", slow_complete)
+    assert poller.run_poller() == 4
+    assert lease_seen == [True] * 4
+
+
+def test_a_poller_that_lost_its_lease_mid_sweep_leaves_the_rest_to_the_new_one(
+    emulator, monkeypatch
+):
+    rows = submitted(3, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    monkeypatch.setattr(poller, "RENEW_DURING_SWEEP", 0.0, raising=False)
+    from nanobanana_django import services
+
+    complete = services.complete_row
+
+    def complete_then_lose_the_lease(*args, **kwargs):
+        caches["default"].set(poller.LEASE_KEY, poller._lease_value("another-poller"))
+        return complete(*args, **kwargs)
+
+    monkeypatch.setattr(services, "complete_row", complete_then_lose_the_lease)
+    assert poller.run_poller() == 1
+    assert (
+        GeneratedImage.objects.filter(pk__in=[r.pk for r in rows], status=Status.RUNNING).count()
+        == 2
+    )
+    assert poller._token(caches["default"].get(poller.LEASE_KEY)) == "another-poller"
+
+
+def test_a_sweep_opens_one_http_client_and_loads_the_ca_bundle_at_most_once(emulator, monkeypatch):
+    import ssl
+
+    import httpx
+
+    submitted(5, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    clients, bundles = [], []
+    client_init = httpx.Client.__init__
+    load = ssl.SSLContext.load_verify_locations
+
+    def counting_init(self, *args, **kwargs):
+        clients.append(1)
+        client_init(self, *args, **kwargs)
+
+    def counting_load(self, *args, **kwargs):
+        bundles.append(1)
+        return load(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "__init__", counting_init)
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting_load)
+    sweep = poller.poll_once()
+    assert sweep.finished == 5
+    assert len(clients) == 1
+    assert len(bundles) <= 1
+    assert not Article.objects.filter(header_image="").exists()
+
+
+def test_a_billed_prediction_whose_image_fails_its_checks_keeps_its_predict_time(emulator):
+    emulator.add_fault("truncated")
+    [row] = submitted(1, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    poller.poll_once()
+    row.refresh_from_db()
+    assert (row.status, row.error_code) == (Status.FAILED, "invalid_image")
+    assert row.predict_time is not None
+
+
+def test_a_stored_image_records_its_predict_time_and_size(emulator):
+    [row] = submitted(1, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    poller.poll_once()
+    row.refresh_from_db()
+    assert row.status == Status.SUCCEEDED
+    assert row.predict_time == pytest.approx(0.1, abs=0.05)
+    assert (row.image_format, row.size_bytes) == ("JPEG", row.image.size)
+    assert Article.objects.get().header_image.name == row.image.name
+
+
+def test_a_sweep_longer_than_the_interval_is_followed_at_once_by_the_next(
+    emulator, settings, monkeypatch
+):
+    settings.NANOBANANA = {**settings.NANOBANANA, "POLL_INTERVAL": 0.5}
+    sweeps = []
+
+    def long_sweep(**kwargs):
+        sweeps.append(time.monotonic())
+        time.sleep(0.6)  # storing a backlog of images
+        return poller.Sweep(in_flight=1 if len(sweeps) < 3 else 0)
+
+    monkeypatch.setattr(poller, "poll_once", long_sweep)
+    poller.run_poller()
+    gaps = [later - earlier - 0.6 for earlier, later in zip(sweeps, sweeps[1:], strict=False)]
+    assert len(gaps) == 2 and max(gaps) < 0.2
+
+
+def test_the_image_generated_signal_gets_the_object_with_its_image(emulator):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from nanobanana_django.signals import image_generated
+
+    received = []
+
+    def listener(sender, instance, generated_image, attached, **kwargs):
+        received.append((sender, instance.header_image.name, generated_image.image.name, attached))
+
+    [row] = submitted(1, latency=0.1, emulator=emulator)
+    time.sleep(0.2)
+    image_generated.connect(listener)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            poller.poll_once()
+    finally:
+        image_generated.disconnect(listener)
+    row.refresh_from_db()
+    assert received == [(Article, row.image.name, row.image.name, True)]
+    article_reads = [
+        q for q in queries if q["sql"].startswith("SELECT") and "testapp_article" in q["sql"]
+    ]
+    assert len(article_reads) == 1  # read once, to attach the image
+
+
+def test_a_sweep_downloads_images_while_it_stores_others(emulator, monkeypatch):
+    from nanobanana_django.providers.replicate import ReplicateProvider
+
+    submitted(8, latency=0.1, emulator=emulator)
+    time.sleep(0.3)
+    download = ReplicateProvider.open_output
+
+    def slow_download(self, prediction, *, max_bytes):
+        time.sleep(0.3)  # a CDN a round trip away
+        return download(self, prediction, max_bytes=max_bytes)
+
+    monkeypatch.setattr(ReplicateProvider, "open_output", slow_download)
+    started = time.monotonic()
+    sweep = poller.poll_once()
+    assert sweep.finished == 8
+    assert time.monotonic() - started < 8 * 0.3 / 2
+    assert not Article.objects.filter(header_image="").exists()
+
+
+def test_a_failed_download_ends_on_its_own_row_only(emulator):
+    rows = submitted(3, latency=0.1, emulator=emulator)
+    time.sleep(0.3)
+    emulator.add_fault("truncated")  # the first image served is cut short
+    poller.poll_once()
+    statuses = sorted(GeneratedImage.objects.values_list("status", "error_code"))
+    assert statuses == [(Status.FAILED, "invalid_image")] + [(Status.SUCCEEDED, "")] * 2
+    assert Article.objects.exclude(header_image="").count() == 2
+    assert len(rows) == 3

@@ -252,3 +252,14 @@ def test_a_per_process_cache_is_warned_about(settings):
 def test_an_unknown_cache_alias_is_an_error(settings):
     use(settings, TASK_RUNNER="django_q", CACHE="shared")
     assert "nanobanana.E008" in {m.id for m in run_checks(tags=["nanobanana"])}
+
+
+def test_succeeded_django_q_tasks_leave_no_result_rows_behind(
+    settings, django_capture_on_commit_callbacks
+):
+    from django_q.models import Success
+
+    use(settings, TASK_RUNNER="django_q")  # sync mode: the task runs and its result is saved
+    row = queue_and_commit(Article.objects.create(title="Sync"), django_capture_on_commit_callbacks)
+    assert row.status == Status.SUCCEEDED
+    assert not Success.objects.exists()
