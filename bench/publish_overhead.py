@@ -111,9 +111,9 @@ def run(count: int, rounds: int) -> None:
         assert response.status_code == 302, response.content[:500]
         return elapsed
 
-    import nanobanana_django.tasks as tasks
+    import nanobanana_django.runners as runners
 
-    real_enqueue = tasks.enqueue
+    real_enqueue = runners.enqueue_generation
     variants = ("without", "with", "no broker")
     results: dict[tuple[str, str], list[float]] = {}
     for _ in range(rounds):
@@ -122,7 +122,9 @@ def run(count: int, rounds: int) -> None:
                 PublishedObjectRouter.disconnect()
             else:
                 PublishedObjectRouter.connect()
-            tasks.enqueue = real_enqueue if variant == "with" else (lambda image_id: None)
+            runners.enqueue_generation = (
+                real_enqueue if variant == "with" else (lambda image_id: None)
+            )
             batch = drafts(count)
             results.setdefault(("publish", variant), []).append(timed(publish, batch))
             results.setdefault(("edit", variant), []).append(timed(edit, batch))
@@ -130,7 +132,7 @@ def run(count: int, rounds: int) -> None:
             admin_times = [publish_in_admin(article) for article in requests]
             results.setdefault(("admin", variant), []).append(statistics.median(admin_times))
     PublishedObjectRouter.connect()
-    tasks.enqueue = real_enqueue
+    runners.enqueue_generation = real_enqueue
 
     queued = GeneratedImage.objects.count()
     enqueued = OrmQ.objects.count()

@@ -49,6 +49,7 @@ from .adapter import get_adapter
 from .conf import app_settings
 from .forms import GenerateHeaderImageForm
 from .models import GeneratedImage
+from .providers import get_provider_config
 from .registry import ContentConfig, find_config, registered_configs
 from .services import (
     AlreadyHasImage,
@@ -58,7 +59,6 @@ from .services import (
     queue_generation,
     retry_generation,
 )
-from .specs import get_spec
 
 Status = GeneratedImage.Status
 
@@ -249,7 +249,7 @@ def generate_header_image(
     objects = list(queryset)
     several = len(objects) > 1
     form_options = {
-        "spec": get_spec(app_settings.MODEL),
+        "spec": get_provider_config(config.provider).spec(),
         "defaults": {**app_settings.DEFAULT_INPUT, **config.input},
         "several": several,
         "initial": {} if several else {"prompt": get_adapter().build_prompt(objects[0], config)},

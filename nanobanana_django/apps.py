@@ -15,7 +15,7 @@ class NanoBananaConfig(AppConfig):
             webhooks,  # noqa: F401  (registers checks nanobanana.W004, W005)
         )
         from .publishing import PublishedObjectRouter
-        from .tasks import install_watchdog_schedule
+        from .runners import install_watchdog_schedule
 
         PublishedObjectRouter.connect()
         post_migrate.connect(install_watchdog_schedule, sender=self)

@@ -5,17 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files.storage import InvalidStorageError, storages
 
-from .conf import PLACEHOLDER, REPLICATE, app_settings
-from .specs import MODEL_SPECS, validate_input
+from .conf import PLACEHOLDER, app_settings
+from .providers.config import ProviderConfig, get_provider_config
+from .providers.replicate_models import REPLICATE_MODELS
 
 TAG = "nanobanana"
 
 
 # Checked with their own ids below, or by another check function.
-_CHECKED_ELSEWHERE = {"PROVIDER", "MODEL", "STORAGE", "MODELS", "DEFAULT_INPUT", "PUBLIC_URL"}
+_CHECKED_ELSEWHERE = {
+    "PROVIDER",
+    "PROVIDERS",
+    "MODEL",
+    "STORAGE",
+    "MODELS",
+    "DEFAULT_INPUT",
+    "PUBLIC_URL",
+}
 
 
 @checks.register(TAG)
@@ -38,15 +47,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     except ImproperlyConfigured as exc:
         return [*messages, checks.Error(str(exc), id="nanobanana.E001")]
 
-    if provider == REPLICATE and not app_settings.REPLICATE_API_TOKEN:
-        messages.append(
-            checks.Error(
-                "NANOBANANA['PROVIDER'] is 'replicate' but no Replicate API token is set.",
-                hint="Set the REPLICATE_API_TOKEN environment variable or "
-                "NANOBANANA['REPLICATE_API_TOKEN'], or use the 'placeholder' provider.",
-                id="nanobanana.E002",
-            )
-        )
+    messages.extend(_check_providers(provider))
 
     try:
         storages[app_settings.STORAGE]
@@ -62,35 +63,72 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     except ImproperlyConfigured as exc:
         messages.append(checks.Error(str(exc), id="nanobanana.E001"))
 
-    model = None
     try:
         model = app_settings.MODEL
     except ImproperlyConfigured as exc:
         messages.append(checks.Error(str(exc), id="nanobanana.E001"))
-    if model is not None and model not in MODEL_SPECS:
-        messages.append(
-            checks.Error(
-                f"NANOBANANA['MODEL'] is {model!r}, which this app does not know the inputs of.",
-                hint=f"Use one of: {', '.join(sorted(MODEL_SPECS))}.",
-                id="nanobanana.E004",
-            )
-        )
-        model = None
-
-    if model is not None:
-        try:
-            validate_input(model, "check", app_settings.DEFAULT_INPUT)
-        except ImproperlyConfigured as exc:
-            messages.append(checks.Error(str(exc), id="nanobanana.E001"))
-        except Exception as exc:  # ValidationError
+    else:
+        if model not in REPLICATE_MODELS:
             messages.append(
                 checks.Error(
-                    f"NANOBANANA['DEFAULT_INPUT'] is not valid for {model}: {_messages(exc)}",
+                    f"NANOBANANA['MODEL'] is {model!r}, which this app does not know the inputs "
+                    "of.",
+                    hint=f"Use one of: {', '.join(sorted(REPLICATE_MODELS))}.",
+                    id="nanobanana.E004",
+                )
+            )
+
+    route = _route(provider)
+    if route is not None:
+        try:
+            route.validate("check", app_settings.DEFAULT_INPUT)
+        except ImproperlyConfigured as exc:
+            messages.append(checks.Error(str(exc), id="nanobanana.E001"))
+        except ValidationError as exc:
+            messages.append(
+                checks.Error(
+                    f"NANOBANANA['DEFAULT_INPUT'] is not valid for {route.model} (provider "
+                    f"{route.alias!r}): {_messages(exc)}",
                     id="nanobanana.E005",
                 )
             )
-    messages.extend(_check_content_models(model))
+    messages.extend(_check_content_models(provider))
     messages.extend(_check_runner())
+    return messages
+
+
+def _check_providers(default: str) -> list[checks.CheckMessage]:
+    """Every alias in use must resolve: the default, the models' own, and those declared."""
+    from .registry import registered_configs
+
+    try:
+        declared = list(app_settings.PROVIDERS)
+        in_use = [default]
+        in_use += [c.provider for c in registered_configs() if c.provider]
+    except ImproperlyConfigured:
+        declared, in_use = [], [default]  # reported as E001 / E006
+    messages: list[checks.CheckMessage] = []
+    for alias in dict.fromkeys([*in_use, *declared]):
+        try:
+            problem = get_provider_config(alias).credential_problem()
+        except ImproperlyConfigured as exc:
+            messages.append(
+                checks.Error(
+                    str(exc),
+                    hint="Providers are configured by alias in NANOBANANA['PROVIDERS'] "
+                    "(docs/providers.md).",
+                    id="nanobanana.E010",
+                )
+            )
+            continue
+        if problem and alias in in_use:
+            messages.append(
+                checks.Error(
+                    f"The provider {alias!r} has no API key or token, so it cannot generate.",
+                    hint=problem + " Or use the 'placeholder' provider.",
+                    id="nanobanana.E002",
+                )
+            )
     return messages
 
 
@@ -122,9 +160,9 @@ def _check_runner() -> list[checks.CheckMessage]:
             checks.Error(f"NANOBANANA['PROMPT_TEMPLATE'] is not valid: {exc}", id="nanobanana.E001")
         ]
     if runner == "django_tasks":
-        from .tasks import generate_header_image
+        from .runners import django_tasks_available
 
-        if generate_header_image is None:
+        if not django_tasks_available():
             messages.append(
                 checks.Error(
                     "NANOBANANA['TASK_RUNNER'] is 'django_tasks', which needs Django 6.0+.",
@@ -223,7 +261,15 @@ def longest_task() -> float:
     return app_settings.THROTTLE_TIMEOUT + 3 * app_settings.HTTP_TIMEOUT
 
 
-def _check_content_models(model: str | None) -> list[checks.CheckMessage]:
+def _route(alias: str | None) -> ProviderConfig | None:
+    """The provider configuration of ``alias``, or ``None`` when it is broken (E002/E010)."""
+    try:
+        return get_provider_config(alias)
+    except (ImproperlyConfigured, NotImplementedError):
+        return None
+
+
+def _check_content_models(default: str) -> list[checks.CheckMessage]:
     from .registry import build_config
 
     messages: list[checks.CheckMessage] = []
@@ -237,17 +283,19 @@ def _check_content_models(model: str | None) -> list[checks.CheckMessage]:
         except ImproperlyConfigured as exc:
             messages.append(checks.Error(str(exc), id="nanobanana.E006"))
             continue
-        if model is not None and config.input:
-            try:
-                validate_input(model, "check", config.input)
-            except Exception as exc:
-                messages.append(
-                    checks.Error(
-                        f"NANOBANANA['MODELS'][{label!r}]['input'] is not valid for {model}: "
-                        f"{_messages(exc)}",
-                        id="nanobanana.E005",
-                    )
+        route = _route(config.provider or default)
+        if route is None or not config.input:
+            continue
+        try:
+            route.validate("check", {**app_settings.DEFAULT_INPUT, **config.input})
+        except ValidationError as exc:
+            messages.append(
+                checks.Error(
+                    f"NANOBANANA['MODELS'][{label!r}]['input'] is not valid for {route.model} "
+                    f"(provider {route.alias!r}): {_messages(exc)}",
+                    id="nanobanana.E005",
                 )
+            )
     return messages
 
 

@@ -94,7 +94,8 @@ class AppSettings:
 
     @property
     def PROVIDER(self) -> str:
-        """``"replicate"``, ``"placeholder"`` or a dotted path to a provider class.
+        """The alias of the provider used unless a model or a call names another:
+        ``"replicate"``, ``"gemini"``, ``"placeholder"`` or one of ``PROVIDERS``.
 
         Default: ``"replicate"`` when a Replicate token is configured, otherwise
         ``"placeholder"`` (offline images, so a fresh checkout works without an account).
@@ -106,9 +107,25 @@ class AppSettings:
             raise self._error(
                 "PROVIDER",
                 f"must be a string, not {type(value).__name__}",
-                "Use 'replicate', 'placeholder' or a dotted path to a provider class.",
+                "Name a provider alias: 'replicate', 'gemini', 'placeholder' or one of "
+                "NANOBANANA['PROVIDERS'].",
             )
         return value
+
+    @property
+    def PROVIDERS(self) -> dict[str, Any]:
+        """Provider aliases, like ``STORAGES``: ``{"alias": {"BACKEND": "dotted.path",
+        "OPTIONS": {...}}}``. The built-in ``replicate``, ``gemini`` and ``placeholder``
+        exist without it; an entry with a built-in alias changes its options. Default ``{}``.
+        """
+        value = self._get("PROVIDERS", {})
+        if not isinstance(value, Mapping):
+            raise self._error(
+                "PROVIDERS",
+                "must be a dict",
+                "Map an alias to {'BACKEND': 'dotted.path.Provider', 'OPTIONS': {...}}.",
+            )
+        return dict(value)
 
     @property
     def MODEL(self) -> str:

@@ -132,6 +132,24 @@ class CacheUnavailable(NanoBananaError):
     code = "cache_unavailable"
 
 
+class AlreadyHasImage(NanoBananaError):
+    """The object has an image and ``overwrite`` was not given; nothing was generated."""
+
+    code = "already_has_image"
+
+
+class GenerationInProgress(NanoBananaError):
+    """The object already has a generation queued or running; nothing was added."""
+
+    code = "in_progress"
+
+
+class Interrupted(NanoBananaError):
+    """A worker stopped while submitting, and the provider cannot tell what it made."""
+
+    code = "interrupted"
+
+
 def describe(exc: BaseException) -> dict[str, Any]:
     """The ``error_code`` and ``error_message`` to record for any exception."""
     if isinstance(exc, NanoBananaError):

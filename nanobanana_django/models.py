@@ -133,6 +133,12 @@ class GeneratedImage(models.Model):
         help_text=_("Seconds the provider reports the model ran (what Replicate bills on)."),
     )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    usage = models.JSONField(
+        _("usage"),
+        default=dict,
+        blank=True,
+        help_text=_("What the provider reports it billed, e.g. Gemini's token counts."),
+    )
 
     image = models.FileField(
         _("image"),

@@ -26,14 +26,17 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db.models import Q
+from django.db.models import Min
 from django.utils import timezone
 
 from .conf import app_settings
 from .exceptions import NanoBananaError
+from .lifecycle import submit_window
 from .models import GeneratedImage
+from .pipeline import complete_row, run_generation
 from .providers import GenerationRequest, Prediction, Provider, get_provider
 from .providers.base import SUCCEEDED
+from .runners import enqueue_poller
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +74,6 @@ def ensure_poller(*, force: bool = False) -> None:
     that was lost stops blocking others after a lease's time; ``force`` (the watchdog)
     does not wait for that.
     """
-    from .tasks import enqueue_poller
-
     cache = caches[app_settings.CACHE]
     if cache.get(LEASE_KEY) is not None:
         return
@@ -90,13 +91,15 @@ def has_work() -> bool:
     next, several a second. Once the window has passed, the row counts: it was
     orphaned, and the watchdog's poller recovers it.
     """
-    from .services import submit_window
-
-    orphaned_before = timezone.now() - submit_window()
-    return (
-        GeneratedImage.objects.filter(status=Status.RUNNING)
-        .filter(~Q(prediction_id="") | Q(started_at__lt=orphaned_before))
-        .exists()
+    running = GeneratedImage.objects.filter(status=Status.RUNNING)
+    if running.exclude(prediction_id="").exists():
+        return True
+    now = timezone.now()
+    submitting = running.filter(prediction_id="").values_list("provider")
+    submitting = submitting.annotate(Min("started_at"))
+    return any(
+        oldest is not None and now - oldest > submit_window(alias)
+        for alias, oldest in submitting.order_by()
     )
 
 
@@ -221,8 +224,6 @@ def poll_once(*, lease: Lease | None = None) -> Sweep:
     One provider (one HTTP client, its connections kept alive) serves the whole sweep.
     With ``lease``, it is renewed as the sweep goes, and the sweep stops if it was lost.
     """
-    from .services import run_generation, submit_window
-
     sweep = Sweep()
     running = list(
         GeneratedImage.objects.filter(status=Status.RUNNING).values_list(
@@ -234,7 +235,7 @@ def poll_once(*, lease: Lease | None = None) -> Sweep:
     for pk, provider_name, prediction_id, started_at in running:
         if prediction_id:
             by_provider[provider_name].append((pk, prediction_id, started_at))
-        elif started_at and now - started_at > submit_window():
+        elif started_at and now - started_at > submit_window(provider_name):
             run_generation(pk, wait=False)  # orphaned while submitting: recover it
             sweep.recovered += 1
     for provider_name, rows in by_provider.items():
@@ -260,8 +261,6 @@ def _follow(
     lease: Lease | None,
 ) -> None:
     """Finish the rows of one provider whose predictions are done (or overdue)."""
-    from .services import complete_row
-
     states = _states(provider_name, provider, rows) if provider is not None else {}
     due = []
     for pk, prediction_id, started in rows:

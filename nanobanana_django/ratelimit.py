@@ -23,9 +23,9 @@ from django.core.cache import caches
 from .conf import app_settings
 from .exceptions import CacheUnavailable
 
-SLOT_KEY = "nanobanana:create-slot:{}"
-HINT_KEY = "nanobanana:create-slot:next"
-PAUSE_KEY = "nanobanana:create-pause-until"
+SLOT_KEY = "nanobanana:create-slot:{scope}{slot}"
+HINT_KEY = "nanobanana:create-slot:{scope}next"
+PAUSE_KEY = "nanobanana:create-pause-until{scope}"
 MARGIN = 1.02
 """Slots are 2% longer than the limit strictly needs: jitter never pushes us over it."""
 MAX_SLOT_SEARCH = 100_000
@@ -39,8 +39,14 @@ class CreateRateLimiter:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        scope: str = "",
     ) -> None:
         self.slot_seconds = 60.0 / per_minute * MARGIN
+        # One limit per provider account and route: Replicate's keys are the original ones.
+        prefix = f"{scope}:" if scope else ""
+        self._slot_key = SLOT_KEY.replace("{scope}", prefix)
+        self._hint_key = HINT_KEY.format(scope=prefix)
+        self._pause_key = PAUSE_KEY.format(scope=f":{scope}" if scope else "")
         self.cache_alias = cache_alias
         self.cache = caches[cache_alias]
         self._clock = clock
@@ -51,6 +57,11 @@ class CreateRateLimiter:
         if not app_settings.RATE_LIMIT:
             return None
         return cls(app_settings.RATE_LIMIT, app_settings.CACHE)
+
+    @classmethod
+    def shared(cls, per_minute: int, *, scope: str = "") -> CreateRateLimiter:
+        """A limiter on the shared cache (``NANOBANANA["CACHE"]``) for one ``scope``."""
+        return cls(per_minute, app_settings.CACHE, scope=scope)
 
     def acquire(self) -> float:
         """Reserve the next free slot and sleep until it starts; returns the wait.
@@ -66,29 +77,31 @@ class CreateRateLimiter:
 
     def _reserve(self) -> int:
         now = self._clock()
-        paused_until = self.cache.get(PAUSE_KEY) or 0.0
+        paused_until = self.cache.get(self._pause_key) or 0.0
         first = math.ceil(max(now, paused_until) / self.slot_seconds)
-        if paused_until <= now and self.cache.get(SLOT_KEY.format(first - 2)) is None:
+        if paused_until <= now and self.cache.get(self._slot_key.format(slot=first - 2)) is None:
             # Nobody created in the previous slot: take the one under way instead of
             # waiting for the next (creates still stay a slot apart), so that a single
             # create, as on publishing, goes at once.
             first -= 1
-        slot = max(first, self.cache.get(HINT_KEY) or 0)
+        slot = max(first, self.cache.get(self._hint_key) or 0)
         for _ in range(MAX_SLOT_SEARCH):
-            if self.cache.add(SLOT_KEY.format(slot), 1, timeout=self._keep_for(slot, now)):
+            if self.cache.add(
+                self._slot_key.format(slot=slot), 1, timeout=self._keep_for(slot, now)
+            ):
                 break
             slot += 1
         else:  # pragma: no cover - a hundred thousand creates queued ahead of us
             raise RuntimeError("no free create slot found")
-        self.cache.set(HINT_KEY, slot + 1, timeout=120)
+        self.cache.set(self._hint_key, slot + 1, timeout=120)
         return slot
 
     def pause(self, seconds: float) -> None:
         """The provider said 429: nobody creates for ``seconds``."""
         until = self._clock() + seconds
         with self._cache_errors():
-            if until > (self.cache.get(PAUSE_KEY) or 0.0):
-                self.cache.set(PAUSE_KEY, until, timeout=max(1, math.ceil(seconds) + 1))
+            if until > (self.cache.get(self._pause_key) or 0.0):
+                self.cache.set(self._pause_key, until, timeout=max(1, math.ceil(seconds) + 1))
 
     @contextmanager
     def _cache_errors(self) -> Iterator[None]:

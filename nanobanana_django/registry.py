@@ -31,6 +31,7 @@ OPTION_KEYS = (
     "regenerate",
     "prompt_template",
     "input",
+    "provider",
 )
 
 
@@ -60,6 +61,8 @@ class ContentConfig:
     regenerate: bool = False
     prompt_template: str | None = None
     input: dict[str, Any] = field(default_factory=dict)
+    #: The provider alias for this model's images (default: ``NANOBANANA["PROVIDER"]``).
+    provider: str | None = None
 
     @property
     def image_model_field(self) -> models.Field:
@@ -228,7 +231,18 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         regenerate=bool(options.get("regenerate", False)),
         prompt_template=template,
         input=dict(input_options),
+        provider=_provider_alias(options.get("provider"), where),
     )
+
+
+def _provider_alias(value: Any, where: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ImproperlyConfigured(
+            f"{where}['provider'] must be a provider alias such as 'gemini', as a string."
+        )
+    return value
 
 
 def _publish_rule(model: type[models.Model], spec: Any, where: str) -> PublishRule | None:

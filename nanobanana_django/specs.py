@@ -1,4 +1,6 @@
-"""What each supported model accepts, and local validation of inputs against it.
+"""What a model accepts (:class:`ModelSpec`), and local validation of inputs against it.
+
+Each provider describes its own models (``Provider.spec()``); this module only checks.
 
 Inputs are checked here before any request is made, so a typo in an aspect ratio is a
 ``ValidationError`` naming the field and the allowed values, never a billed call.
@@ -11,8 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-
-from .dimensions import ASPECT_RATIOS
 
 MAX_PROMPT_LENGTH = 8000
 """Characters. Far above any useful header prompt, well below what the API rejects."""
@@ -33,79 +33,22 @@ class ModelSpec:
     #: Inputs we always send even when they equal the model's default (the documented
     #: default of ``aspect_ratio`` differs between copies of the model's schema).
     always_send: tuple[str, ...] = field(default=())
+    #: False for routes that take images inline only: ``image_input`` must be data: URIs.
+    image_urls: bool = True
+    #: The most bytes of data: URIs one request may carry.
+    max_inline_bytes: int = MAX_INLINE_IMAGE_BYTES
 
     @property
     def input_names(self) -> tuple[str, ...]:
         return ("prompt", "image_input", *self.choices, *self.booleans)
 
 
-_ALL_RATIOS = ("match_input_image", *ASPECT_RATIOS)
-_EXTREME_RATIOS = ("1:4", "4:1", "1:8", "8:1")
-
-MODEL_SPECS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec(
-            name="google/nano-banana-2",
-            choices={
-                "aspect_ratio": _ALL_RATIOS,
-                "resolution": ("1K", "2K", "4K"),
-                "output_format": ("jpg", "png"),
-            },
-            defaults={
-                "aspect_ratio": "match_input_image",
-                "resolution": "1K",
-                "output_format": "jpg",
-            },
-            booleans=("google_search", "image_search"),
-            always_send=("aspect_ratio",),
-        ),
-        ModelSpec(
-            name="google/nano-banana-pro",
-            choices={
-                "aspect_ratio": tuple(r for r in _ALL_RATIOS if r not in _EXTREME_RATIOS),
-                "resolution": ("1K", "2K", "4K"),
-                "output_format": ("jpg", "png"),
-                "safety_filter_level": (
-                    "block_low_and_above",
-                    "block_medium_and_above",
-                    "block_only_high",
-                ),
-            },
-            defaults={
-                "aspect_ratio": "match_input_image",
-                "resolution": "2K",
-                "output_format": "jpg",
-            },
-            booleans=("google_search", "image_search"),
-            always_send=("aspect_ratio",),
-        ),
-        ModelSpec(
-            name="google/nano-banana",
-            choices={"output_format": ("jpg", "png")},
-            defaults={"output_format": "jpg"},
-        ),
-    )
-}
-
-
-def get_spec(model: str) -> ModelSpec:
-    try:
-        return MODEL_SPECS[model]
-    except KeyError:
-        known = ", ".join(sorted(MODEL_SPECS))
-        raise ValidationError(
-            {"model": [f"Unknown model {model!r}. Supported models: {known}."]}
-        ) from None
-
-
-def validate_input(model: str, prompt: Any, params: Mapping[str, Any] | None = None) -> dict:
-    """Return the full input to send for ``model``, or raise ``ValidationError``.
+def validate(spec: ModelSpec, prompt: Any, params: Mapping[str, Any] | None = None) -> dict:
+    """Return the full input to send to the model of ``spec``, or raise ``ValidationError``.
 
     The result has the prompt, every given parameter and the spec's defaults for
     the inputs it always sends; ``image_input`` is left out when empty.
     """
-    spec = get_spec(model)
     errors: dict[str, list[str]] = {}
     params = dict(params or {})
     params.pop("prompt", None)
@@ -134,7 +77,7 @@ def validate_input(model: str, prompt: Any, params: Mapping[str, Any] | None = N
             errors[name] = [f"{name} must be true or false, not {params[name]!r}."]
 
     if "image_input" in params:
-        problem = _check_image_input(params["image_input"], spec.max_image_inputs)
+        problem = _check_image_input(params["image_input"], spec)
         if problem:
             errors["image_input"] = [problem]
 
@@ -150,20 +93,29 @@ def validate_input(model: str, prompt: Any, params: Mapping[str, Any] | None = N
     return result
 
 
-def _check_image_input(value: Any, limit: int) -> str | None:
+def _check_image_input(value: Any, spec: ModelSpec) -> str | None:
+    kinds = "image URLs or data: URIs" if spec.image_urls else "data: URIs (images inline)"
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-        return "image_input must be a list of image URLs or data: URIs."
-    if len(value) > limit:
-        return f"image_input has {len(value)} images; the model takes at most {limit}."
+        return f"image_input must be a list of {kinds}."
+    if len(value) > spec.max_image_inputs:
+        return (
+            f"image_input has {len(value)} images; the model takes at most {spec.max_image_inputs}."
+        )
+    schemes = ("https://", "http://", "data:") if spec.image_urls else ("data:",)
     inline = 0
     for position, item in enumerate(value, start=1):
-        if not isinstance(item, str) or not item.startswith(("https://", "http://", "data:")):
-            return f"image_input item {position} must be an http(s) URL or a data: URI."
+        if not isinstance(item, str) or not item.startswith(schemes):
+            return f"image_input item {position} must be one of the {kinds}."
         if item.startswith("data:"):
             inline += len(item)
-    if inline > MAX_INLINE_IMAGE_BYTES:
+    if inline > spec.max_inline_bytes:
+        advice = (
+            "Host the images and pass their URLs instead."
+            if spec.image_urls
+            else ("Send fewer or smaller images.")
+        )
         return (
             f"image_input carries {inline} bytes of data: URIs; the limit is "
-            f"{MAX_INLINE_IMAGE_BYTES}. Host the images and pass their URLs instead."
+            f"{spec.max_inline_bytes}. {advice}"
         )
     return None

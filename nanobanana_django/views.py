@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from .models import GeneratedImage
-from .tasks import enqueue_completion
+from .runners import enqueue_completion
 from .webhooks import SecretUnavailable, claim_delivery, release_delivery, verify_delivery
 
 try:

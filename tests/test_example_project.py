@@ -213,3 +213,26 @@ def test_publishing_in_the_demo_admin_gives_an_image_with_no_further_action(tmp_
     finally:
         demo.send_signal(signal.SIGINT)  # as Ctrl-C: runserver stops, then the cluster
         demo.wait(timeout=30)
+
+
+def test_the_example_switches_to_gemini_from_the_environment(run, tmp_path, gemini_emulator):
+    env = {
+        "NANOBANANA_PROVIDER": "gemini",
+        "GEMINI_API_KEY": gemini_emulator.api_key,
+        "GEMINI_BASE_URL": gemini_emulator.base_url,
+    }
+    assert run("migrate", env=env).returncode == 0
+    article = run(
+        "shell",
+        "-c",
+        "from blog.models import Article; print(Article.objects.create(title='Tram lines').pk)",
+        env=env,
+    )
+    pk = article.stdout.strip().splitlines()[-1]
+
+    result = run("nanobanana_generate", "blog.Article", "--ids", pk, "--sync", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert gemini_emulator.counts["generate"] == 1
+    with Image.open(tmp_path / "media" / header_images(tmp_path)[int(pk)]) as image:
+        assert (image.format, image.size) == ("JPEG", (1376, 768))

@@ -37,8 +37,6 @@ from nanobanana_django.providers.gemini_api import (
 from nanobanana_django.testing.emulator import render_image
 from nanobanana_django.testing.gemini import GeminiEmulator
 
-pytest_plugins = ["nanobanana_django.testing.gemini_plugin"]
-
 FLASH = "gemini-3.1-flash-image"
 PRO = "gemini-3-pro-image-preview"
 KEY_SETTING = "NANOBANANA['GEMINI_API_KEY']"

@@ -21,8 +21,6 @@ from nanobanana_django.dimensions import image_size
 from nanobanana_django.testing.emulator import render_image
 from nanobanana_django.testing.gemini import DEFAULT_API_KEY, GeminiEmulator
 
-pytest_plugins = ["nanobanana_django.testing.gemini_plugin"]
-
 FLASH = "/v1beta/models/gemini-3.1-flash-image:generateContent"
 PRO = "/v1beta/models/gemini-3-pro-image-preview:generateContent"
 

@@ -181,7 +181,11 @@ class CountingProvider(PlaceholderProvider):
 
 
 def test_running_a_generation_twice_submits_it_once(settings):
-    settings.NANOBANANA = {**settings.NANOBANANA, "PROVIDER": f"{__name__}.CountingProvider"}
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "PROVIDERS": {"counting": {"BACKEND": f"{__name__}.CountingProvider"}},
+        "PROVIDER": "counting",
+    }
     CountingProvider.submitted = 0
     row = create_generation(Article.objects.create(title="Twice"))
     first = run_generation(row.pk)
@@ -233,7 +237,7 @@ def test_the_placeholder_returns_a_terminal_prediction_with_bytes():
 def test_a_database_error_while_attaching_leaves_the_row_resumable(monkeypatch, media_root):
     from django.db import OperationalError
 
-    from nanobanana_django import services
+    from nanobanana_django import pipeline as services
 
     def locked(row, **kwargs):
         raise OperationalError("database is locked")
@@ -305,9 +309,14 @@ def test_a_lost_create_at_a_provider_that_cannot_list_fails_as_uncertain():
     assert "check the dashboard" in row.error_message
 
 
-def test_a_configuration_error_found_while_generating_is_recorded_as_such():
-    row = create_generation(None, prompt="a lighthouse", provider="no.such.Provider")
+def test_a_configuration_error_found_while_generating_is_recorded_as_such(settings):
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "PROVIDERS": {"custom": {"BACKEND": f"{__name__}.CountingProvider"}},
+    }
+    row = create_generation(None, prompt="a lighthouse", provider="custom")
+    settings.NANOBANANA = {**settings.NANOBANANA, "PROVIDERS": {}}  # removed before it ran
     row = run_generation(row.pk)
     assert row.status == GeneratedImage.Status.FAILED
     assert row.error_code == "improperly_configured"
-    assert "NANOBANANA['PROVIDER']" in row.error_message  # not "Unexpected error"
+    assert "There is no provider alias 'custom'" in row.error_message  # not "Unexpected error"

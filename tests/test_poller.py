@@ -8,8 +8,9 @@ from django.core.cache import caches
 from django.utils import timezone
 
 from nanobanana_django import poller
+from nanobanana_django.lifecycle import submit_window
 from nanobanana_django.models import GeneratedImage
-from nanobanana_django.services import create_generation, run_generation, submit_window
+from nanobanana_django.services import create_generation, run_generation
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +121,7 @@ def test_a_lost_webhook_is_caught_by_the_poller(emulator, settings):
 
 def test_the_watchdog_starts_a_poller_only_when_work_is_in_flight(emulator, monkeypatch):
     started = []
-    monkeypatch.setattr("nanobanana_django.tasks.enqueue_poller", lambda: started.append(1))
+    monkeypatch.setattr("nanobanana_django.poller.enqueue_poller", lambda: started.append(1))
     poller.watchdog()
     assert started == []
     submitted(1, latency=30, emulator=emulator)
@@ -139,7 +140,7 @@ def test_the_watchdog_schedule_exists_after_migrate():
 def run_poller_tasks(monkeypatch, seconds):
     """Play the task runner for ``seconds``: run each poller task queued; count them."""
     queued = []
-    monkeypatch.setattr("nanobanana_django.tasks.enqueue_poller", lambda: queued.append(1))
+    monkeypatch.setattr("nanobanana_django.poller.enqueue_poller", lambda: queued.append(1))
     poller.watchdog()
     ran = 0
     deadline = time.monotonic() + seconds
@@ -195,7 +196,7 @@ def test_a_long_sweep_keeps_the_pollers_lease(emulator, monkeypatch):
     time.sleep(0.2)
     monkeypatch.setattr(poller, "lease_seconds", lambda: 1.0)
     monkeypatch.setattr(poller, "RENEW_DURING_SWEEP", 0.2, raising=False)
-    from nanobanana_django import services
+    from nanobanana_django import poller as services
 
     complete = services.complete_row
     lease_seen = []
@@ -216,7 +217,7 @@ def test_a_poller_that_lost_its_lease_mid_sweep_leaves_the_rest_to_the_new_one(
     rows = submitted(3, latency=0.1, emulator=emulator)
     time.sleep(0.2)
     monkeypatch.setattr(poller, "RENEW_DURING_SWEEP", 0.0, raising=False)
-    from nanobanana_django import services
+    from nanobanana_django import poller as services
 
     complete = services.complete_row
 

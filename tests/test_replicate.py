@@ -13,7 +13,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image
 
-from nanobanana_django import exceptions, services
+from nanobanana_django import exceptions
+from nanobanana_django import pipeline as services
 from nanobanana_django.models import GeneratedImage
 from nanobanana_django.providers import GenerationRequest
 from nanobanana_django.providers.replicate import ReplicateProvider

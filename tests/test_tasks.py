@@ -8,15 +8,16 @@ from django.core.checks import run_checks
 from django.utils import timezone
 from django_q.models import OrmQ
 
+from nanobanana_django.lifecycle import submit_window
 from nanobanana_django.models import GeneratedImage
 from nanobanana_django.providers.replicate import ReplicateProvider
+from nanobanana_django.runners import TASK_PATH
 from nanobanana_django.services import (
     create_generation,
     queue_generation,
     run_generation,
-    submit_window,
 )
-from nanobanana_django.tasks import TASK_PATH, run_generation_task
+from nanobanana_django.tasks import run_generation_task
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -206,7 +207,7 @@ def test_a_prediction_owned_by_another_row_is_not_adopted(emulator):
 
 
 def _request_of(row):
-    from nanobanana_django.services import _request_for
+    from nanobanana_django.pipeline import _request_for
 
     return _request_for(row)
 

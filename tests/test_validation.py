@@ -3,7 +3,8 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from nanobanana_django.specs import MAX_PROMPT_LENGTH, validate_input
+from nanobanana_django.providers.replicate_models import validate_input
+from nanobanana_django.specs import MAX_PROMPT_LENGTH
 
 MODEL = "google/nano-banana-2"
 RATIOS = [

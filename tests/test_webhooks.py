@@ -19,8 +19,9 @@ from django.urls import reverse
 from nanobanana_django import views, webhooks
 from nanobanana_django.conf import app_settings
 from nanobanana_django.models import GeneratedImage
+from nanobanana_django.pipeline import webhook_url
 from nanobanana_django.poller import poll_once
-from nanobanana_django.services import create_generation, run_generation, webhook_url
+from nanobanana_django.services import create_generation, run_generation
 from nanobanana_django.standard_webhooks import new_message_id, new_secret, sign
 from tests.testapp.models import Article
 

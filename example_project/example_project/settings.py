@@ -102,7 +102,20 @@ CACHES = {
 }
 
 NANOBANANA = {
-    # Without a token the app uses the offline placeholder provider.
+    # "replicate", "gemini" or "placeholder". Default: Replicate when REPLICATE_API_TOKEN is
+    # set, otherwise offline placeholders.
+    "PROVIDER": os.environ.get("NANOBANANA_PROVIDER", ""),
+    "PROVIDERS": {
+        # Google's Gemini API directly; GEMINI_BASE_URL is the API root (for an emulator).
+        "gemini": {
+            "OPTIONS": {
+                "api_key": os.environ.get("GEMINI_API_KEY", ""),
+                "base_url": os.environ.get(
+                    "GEMINI_BASE_URL", "https://generativelanguage.googleapis.com"
+                ),
+            }
+        },
+    },
     "REPLICATE_API_TOKEN": os.environ.get("REPLICATE_API_TOKEN", ""),
     "REPLICATE_BASE_URL": os.environ.get("REPLICATE_BASE_URL", "https://api.replicate.com"),
     # Where Replicate can reach this site; enables webhooks. Without it, the app polls.

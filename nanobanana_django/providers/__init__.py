@@ -1,51 +1,35 @@
-"""Providers: Replicate, the offline placeholder, or a class of your own."""
+"""Providers: Replicate, Google's Gemini API, the offline placeholder, or your own.
+
+Each is configured by alias in ``NANOBANANA["PROVIDERS"]`` (:mod:`.config`) and owns what
+is provider-specific: its options, models and their inputs, its HTTP API and error
+messages, its rate limit and what it can do (:class:`.base.Capabilities`).
+"""
 
 from __future__ import annotations
 
-from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
-
-from ..conf import PLACEHOLDER, REPLICATE, app_settings
-from ..ratelimit import CreateRateLimiter
-from .base import GenerationRequest, Prediction, Provider
+from .base import Capabilities, GenerationRequest, Prediction, Provider
+from .config import ProviderConfig, get_provider_config, provider_aliases
 
 
-def get_provider(name: str | None = None, *, sync: bool = True) -> Provider:
-    """A ready provider for ``name`` (default: ``NANOBANANA["PROVIDER"]``).
+def get_provider(alias: str | None = None, *, sync: bool = True) -> Provider:
+    """A ready provider for ``alias`` (default: ``NANOBANANA["PROVIDER"]``); close it after.
 
-    ``sync=False`` is for background workers: creates return at once instead of
-    holding the request open for ``REPLICATE_WAIT`` seconds.
+    ``sync=False`` is for background workers: a provider with predictions to follow
+    returns as soon as one is accepted instead of holding the request open.
     """
-    name = name or app_settings.PROVIDER
-    if name == REPLICATE:
-        from .replicate import ReplicateProvider
-
-        return ReplicateProvider(
-            api_token=app_settings.REPLICATE_API_TOKEN,
-            base_url=app_settings.REPLICATE_BASE_URL,
-            wait=app_settings.REPLICATE_WAIT if sync else 0,
-            cancel_after=app_settings.CANCEL_AFTER,
-            timeout=app_settings.HTTP_TIMEOUT,
-            max_retries=app_settings.MAX_RETRIES,
-            rate_limiter=CreateRateLimiter.from_settings(),
-            throttle_timeout=app_settings.THROTTLE_TIMEOUT,
-        )
-    if name == PLACEHOLDER:
-        from .placeholder import PlaceholderProvider
-
-        return PlaceholderProvider()
-    try:
-        provider_class = import_string(name)
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            f"NANOBANANA['PROVIDER'] is {name!r}, which is not 'replicate', 'placeholder' or "
-            f"an importable class path ({exc})."
-        ) from None
-    if not (isinstance(provider_class, type) and issubclass(provider_class, Provider)):
-        raise ImproperlyConfigured(
-            f"NANOBANANA['PROVIDER'] names {name!r}, which is not a Provider subclass."
-        )
-    return provider_class()
+    provider = get_provider_config(alias).create()
+    if not sync:
+        provider.for_background()
+    return provider
 
 
-__all__ = ["GenerationRequest", "Prediction", "Provider", "get_provider"]
+__all__ = [
+    "Capabilities",
+    "GenerationRequest",
+    "Prediction",
+    "Provider",
+    "ProviderConfig",
+    "get_provider",
+    "get_provider_config",
+    "provider_aliases",
+]

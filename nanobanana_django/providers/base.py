@@ -11,7 +11,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ..specs import ModelSpec
 
 STARTING = "starting"
 PROCESSING = "processing"
@@ -48,34 +51,108 @@ class Prediction:
     get_url: str | None = None
     #: Image bytes for providers that return them inline instead of by URL.
     content: bytes | None = field(default=None, repr=False)
+    #: What the provider reports it billed (Gemini's ``usageMetadata`` token counts).
+    usage: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
 
-class Provider(ABC):
-    """Submit, fetch, cancel, and read the output of a prediction."""
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do. The pipeline asks these instead of probing for sentinels."""
 
-    #: Stored on ``GeneratedImage.provider``.
-    name: ClassVar[str]
+    #: ``submit`` returns at once with an id that the poller (or a webhook) follows to the
+    #: end; without it, ``submit`` holds the call until the image is made and returns it.
+    predictions: bool = False
+    #: It reports completions to ``GenerationRequest.webhook``.
+    webhooks: bool = False
+    #: ``find`` can list what was made since a moment, so a generation whose answer was
+    #: lost is recovered instead of failing as uncertain.
+    listing: bool = False
+    #: ``cancel`` stops work (and billing) at the provider.
+    cancel: bool = False
+    #: How reference and edited images travel: ``"url"`` (URLs or ``data:`` URIs in the
+    #: input), ``"inline"`` (bytes in the request) or ``""`` (it takes none).
+    image_inputs: str = ""
+    #: It keeps conversation state, so an edit can continue the previous turn.
+    multi_turn: bool = False
+    #: Without predictions, a call can take many seconds: background generations then run
+    #: in the dispatcher, ``concurrency`` calls at once in one worker, instead of holding
+    #: a worker each (:mod:`nanobanana_django.dispatcher`).
+    long_calls: bool = False
+
+
+class Provider(ABC):
+    """One route to an image model: its options, models, inputs, errors and HTTP API.
+
+    A provider never touches the database or storage: the pipeline
+    (:mod:`nanobanana_django.services`) does that, the same way for every provider.
+    Configure one by alias in ``NANOBANANA["PROVIDERS"]``; options arrive as keyword
+    arguments after :meth:`clean_options` has checked them.
+    """
+
+    #: Its built-in alias, and the alias when it is built by hand.
+    name: ClassVar[str] = ""
     #: True for providers whose images are stand-ins, not generations.
     is_placeholder: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: The alias this instance was configured under (stored on ``GeneratedImage.provider``).
+    alias: str = ""
+
+    # Configuration ------------------------------------------------------------------------
+
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        """Every option the provider takes, with its default; other names are refused."""
+        return {}
+
+    @classmethod
+    def clean_options(cls, where: str, options: dict[str, Any]) -> dict[str, Any]:
+        """Check the option values; raise ``ImproperlyConfigured`` naming ``where`` (the
+        settings path of the alias), the option and the fix, never a secret's value."""
+        return options
+
+    @classmethod
+    def credential_problem(cls, where: str, options: dict[str, Any]) -> str | None:
+        """How to fix a missing API key or token, or ``None`` when it has one. Checked by
+        ``manage.py check`` (``nanobanana.E002``); a generation without one fails with an
+        ``authentication_failed`` message on its row."""
+        return None
+
+    @classmethod
+    def model_for(cls, options: dict[str, Any]) -> str:
+        """The model the alias with these options runs (recorded on each row)."""
+        return ""
+
+    @classmethod
+    def spec_for(cls, options: dict[str, Any]) -> ModelSpec:
+        """The inputs that model accepts: requests are validated against it before
+        anything is sent, and the admin offers its choices."""
+        raise NotImplementedError(
+            f"{cls.__name__}.spec_for() must describe the inputs its model accepts "
+            "(a nanobanana_django.specs.ModelSpec)."
+        )
+
+    @classmethod
+    def max_call_seconds(cls, options: dict[str, Any]) -> float:
+        """The longest one ``submit`` can take: a row claimed for longer than this without
+        a prediction id was left behind by a worker that died while submitting."""
+        return 120.0
+
+    # Generating -----------------------------------------------------------------------------
+
+    def for_background(self) -> None:  # noqa: B027 - optional hook
+        """Called on providers made for background workers, which must never wait for the
+        model inside a request (Replicate: no ``Prefer: wait``)."""
 
     @abstractmethod
     def submit(self, request: GenerationRequest) -> Prediction:
-        """Start a prediction. May return a finished one if the provider was quick.
+        """Start a prediction (or, without ``capabilities.predictions``, make the image).
 
         Must never send a second create for one call: a retried create bills twice.
         """
-
-    @abstractmethod
-    def fetch(self, prediction_id: str) -> Prediction:
-        """The prediction's current state."""
-
-    @abstractmethod
-    def cancel(self, prediction_id: str) -> Prediction:
-        """Ask the provider to stop the prediction."""
 
     @abstractmethod
     def open_output(self, prediction: Prediction, *, max_bytes: int) -> IO[bytes]:
@@ -85,14 +162,22 @@ class Provider(ABC):
         provider no longer has it and ``ImageTooLarge`` past ``max_bytes``.
         """
 
-    def find(self, request: GenerationRequest, *, created_after: datetime) -> Any:
-        """Predictions made for ``request`` since ``created_after``, oldest first.
+    def fetch(self, prediction_id: str) -> Prediction:
+        """The prediction's current state (``capabilities.predictions``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no predictions to fetch")
+
+    def cancel(self, prediction_id: str) -> Prediction | None:
+        """Ask the provider to stop the prediction (``capabilities.cancel``)."""
+        return None
+
+    def find(self, request: GenerationRequest, *, created_after: datetime) -> list[Prediction]:
+        """Predictions made for ``request`` since ``created_after``, oldest first
+        (``capabilities.listing``).
 
         Used to recover a generation whose worker died between sending the create and
-        saving the prediction id. Return ``NotImplemented`` when the provider cannot
-        list its predictions (the generation then fails as ``interrupted``).
+        saving the prediction id, or whose answer to the create was lost.
         """
-        return NotImplemented
+        return []
 
     def states(self, prediction_ids: list[str], since: datetime) -> dict[str, Prediction]:
         """The current state of many predictions created since ``since``.

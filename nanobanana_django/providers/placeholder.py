@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 from ..conf import app_settings
 from ..dimensions import image_size
 from ..exceptions import ImageTooLarge, OutputExpired
 from ..placeholder import render_placeholder
+from ..specs import ModelSpec
 from .base import SUCCEEDED, GenerationRequest, Prediction, Provider
+from .replicate_models import get_model_spec
 
 
 class PlaceholderProvider(Provider):
@@ -27,6 +28,21 @@ class PlaceholderProvider(Provider):
 
     name = "placeholder"
     is_placeholder = True
+
+    @classmethod
+    def model_for(cls, options: dict[str, Any]) -> str:
+        """The model it stands in for (``NANOBANANA["MODEL"]``), whose inputs it takes."""
+        from ..conf import app_settings
+
+        return app_settings.MODEL
+
+    @classmethod
+    def spec_for(cls, options: dict[str, Any]) -> ModelSpec:
+        return get_model_spec(cls.model_for(options))
+
+    @classmethod
+    def max_call_seconds(cls, options: dict[str, Any]) -> float:
+        return 60.0
 
     def submit(self, request: GenerationRequest) -> Prediction:
         params = request.input
@@ -49,21 +65,6 @@ class PlaceholderProvider(Provider):
             ).encode()
         ).hexdigest()
         return Prediction(id=f"placeholder-{digest[:20]}", status=SUCCEEDED, content=content)
-
-    def fetch(self, prediction_id: str) -> Prediction:
-        raise OutputExpired(
-            "Placeholder images are made in one step and cannot be resumed; retry the generation."
-        )
-
-    def find(self, request: GenerationRequest, *, created_after: datetime) -> list[Prediction]:
-        """Nothing is billed and nothing is kept: a lost render is simply made again."""
-        return []
-
-    def states(self, prediction_ids: list[str], since: datetime) -> dict[str, Prediction]:
-        return {}
-
-    def cancel(self, prediction_id: str) -> Prediction:
-        return Prediction(id=prediction_id, status=SUCCEEDED)
 
     def open_output(self, prediction: Prediction, *, max_bytes: int) -> IO[bytes]:
         if prediction.content is None:

@@ -43,7 +43,9 @@ from ..exceptions import (
 )
 from ..images import spool
 from ..ratelimit import CreateRateLimiter
-from .base import TERMINAL_STATUSES, GenerationRequest, Prediction, Provider
+from ..specs import ModelSpec
+from .base import TERMINAL_STATUSES, Capabilities, GenerationRequest, Prediction, Provider
+from .replicate_models import REPLICATE_MODELS, get_model_spec
 
 logger = logging.getLogger(__name__)
 
@@ -78,18 +80,23 @@ def _tls_context() -> ssl.SSLContext:
 
 class ReplicateProvider(Provider):
     name = "replicate"
+    capabilities = Capabilities(
+        predictions=True, webhooks=True, listing=True, cancel=True, image_inputs="url"
+    )
 
     def __init__(
         self,
         *,
         api_token: str,
         base_url: str = "https://api.replicate.com",
+        model: str = "google/nano-banana-2",
         wait: int = 60,
         cancel_after: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 5,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        rate_limit: int = 0,
         rate_limiter: CreateRateLimiter | None = None,
         throttle_timeout: float | None = None,
     ) -> None:
@@ -98,6 +105,9 @@ class ReplicateProvider(Provider):
                 "No Replicate API token is configured. Set NANOBANANA['REPLICATE_API_TOKEN'] "
                 "or the REPLICATE_API_TOKEN environment variable."
             )
+        self._model = model
+        if rate_limiter is None and rate_limit:
+            rate_limiter = CreateRateLimiter.shared(rate_limit)
         self.base_url = base_url.rstrip("/")
         self.wait = wait
         self.cancel_after = cancel_after
@@ -121,6 +131,82 @@ class ReplicateProvider(Provider):
 
     def __repr__(self) -> str:
         return f"<ReplicateProvider {self.base_url}>"
+
+    def for_background(self) -> None:
+        self.wait = 0  # submit and return; the webhook or the poller follows it
+
+    # Configuration ------------------------------------------------------------------------
+
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        """From the top-level shorthand settings (``REPLICATE_API_TOKEN``, ``MODEL``, ...),
+        which keep working; ``OPTIONS`` of the ``replicate`` alias override them."""
+        from ..conf import app_settings
+
+        return {
+            "api_token": app_settings.REPLICATE_API_TOKEN,
+            "base_url": app_settings.REPLICATE_BASE_URL,
+            "model": app_settings.MODEL,
+            "wait": app_settings.REPLICATE_WAIT,
+            "cancel_after": app_settings.CANCEL_AFTER,
+            "timeout": app_settings.HTTP_TIMEOUT,
+            "max_retries": app_settings.MAX_RETRIES,
+            "rate_limit": app_settings.RATE_LIMIT,
+            "throttle_timeout": app_settings.THROTTLE_TIMEOUT,
+        }
+
+    @classmethod
+    def clean_options(cls, where: str, options: dict[str, Any]) -> dict[str, Any]:
+        from django.core.exceptions import ImproperlyConfigured
+
+        options = dict(options)
+        token = options["api_token"]
+        if not isinstance(token, str):
+            raise ImproperlyConfigured(f"{where}['OPTIONS']['api_token'] must be a string.")
+        options["api_token"] = token.strip()
+        if options["model"] not in REPLICATE_MODELS:
+            raise ImproperlyConfigured(
+                f"{where}['OPTIONS']['model'] is {options['model']!r}, whose inputs this app "
+                f"does not know. Use one of: {', '.join(sorted(REPLICATE_MODELS))}."
+            )
+        base_url = options["base_url"]
+        if not isinstance(base_url, str) or not base_url.startswith(("https://", "http://")):
+            raise ImproperlyConfigured(
+                f"{where}['OPTIONS']['base_url'] must be the API root with its scheme, e.g. "
+                "'https://api.replicate.com'."
+            )
+        options["base_url"] = base_url.rstrip("/").removesuffix("/v1")
+        for name in ("wait", "max_retries", "rate_limit"):
+            value = options[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ImproperlyConfigured(
+                    f"{where}['OPTIONS'][{name!r}] must be a whole number >= 0."
+                )
+        if options["wait"] > 60:
+            raise ImproperlyConfigured(f"{where}['OPTIONS']['wait'] is at most 60 seconds.")
+        return options
+
+    @classmethod
+    def credential_problem(cls, where: str, options: dict[str, Any]) -> str | None:
+        if options["api_token"]:
+            return None
+        return (
+            "Set the REPLICATE_API_TOKEN environment variable or NANOBANANA['REPLICATE_API_TOKEN'] "
+            f"(or {where}['OPTIONS']['api_token'])."
+        )
+
+    @classmethod
+    def model_for(cls, options: dict[str, Any]) -> str:
+        return options["model"]
+
+    @classmethod
+    def spec_for(cls, options: dict[str, Any]) -> ModelSpec:
+        return get_model_spec(options["model"])
+
+    @classmethod
+    def max_call_seconds(cls, options: dict[str, Any]) -> float:
+        """A sync create may be held ``wait`` seconds, plus connecting and reading."""
+        return options["wait"] + 2 * options["timeout"] + 30
 
     def close(self) -> None:
         self._client.close()

@@ -376,6 +376,18 @@ class GeminiEmulator:
         """The API root (routes live under ``/v1beta/``), e.g. ``http://127.0.0.1:54321``."""
         return f"http://{self.host}:{self.port}"
 
+    def settings(self, alias: str = "gemini") -> dict[str, Any]:
+        """``NANOBANANA`` keys that send generations to this emulator through ``alias``."""
+        return {
+            "PROVIDER": alias,
+            "PROVIDERS": {
+                alias: {
+                    "BACKEND": "nanobanana_django.providers.gemini.GeminiProvider",
+                    "OPTIONS": {"api_key": self.api_key, "base_url": self.base_url},
+                }
+            },
+        }
+
     # ----------------------------------------------------------------- control
 
     def add_fault(self, kind: str, times: int = 1, **options: Any) -> None:

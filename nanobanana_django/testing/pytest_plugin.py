@@ -1,4 +1,4 @@
-"""pytest fixtures for the Replicate emulator.
+"""pytest fixtures for the Replicate and Gemini emulators.
 
 Enable them in a ``conftest.py`` with::
 
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from nanobanana_django.testing.emulator import ReplicateEmulator
+from nanobanana_django.testing.gemini import GeminiEmulator
 
 
 @pytest.fixture
@@ -36,6 +37,20 @@ def replicate_emulator_https() -> Iterator[ReplicateEmulator]:
     (``pip install "nanobanana-django[testing]"``).
     """
     emulator = ReplicateEmulator(https=True).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def gemini_emulator() -> Iterator[GeminiEmulator]:
+    """A started Gemini API emulator (no latency) private to the test, stopped afterwards.
+
+    Point the app at it with ``settings.NANOBANANA = {**settings.NANOBANANA,
+    **gemini_emulator.settings()}``.
+    """
+    emulator = GeminiEmulator().start()
     try:
         yield emulator
     finally:

@@ -12,8 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from blog.models import Article
-from nanobanana_django.conf import app_settings
 from nanobanana_django.models import GeneratedImage
+from nanobanana_django.providers import get_provider_config
 
 MANAGE = Path(__file__).resolve().parents[3] / "manage.py"
 
@@ -27,7 +27,7 @@ ARTICLES = [
 
 
 class Command(BaseCommand):
-    help = "Set up and run the demo site (placeholder images when no Replicate token is set)."
+    help = "Set up and run the demo site (placeholder images when no API key is set)."
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -41,15 +41,16 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("createcachetable", verbosity=0)
-        provider = app_settings.PROVIDER
-        if provider == "placeholder":
+        provider = get_provider_config()
+        if provider.alias == "placeholder":
             self.stdout.write(
                 self.style.WARNING(
-                    "No REPLICATE_API_TOKEN: images are offline placeholders, not generations."
+                    "No REPLICATE_API_TOKEN (or NANOBANANA_PROVIDER=gemini with GEMINI_API_KEY): "
+                    "images are offline placeholders, not generations."
                 )
             )
         else:
-            self.stdout.write(f"Generating with {provider} ({app_settings.MODEL}).")
+            self.stdout.write(f"Generating with {provider.alias} ({provider.model}).")
         self.seed()  # publishing the seeded articles queues their generations
 
         cluster = subprocess.Popen(

@@ -1,0 +1,74 @@
+"""The models this app runs on Replicate, and what each accepts (PROVIDERS.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from ..dimensions import ASPECT_RATIOS
+from ..specs import ModelSpec, validate
+
+_ALL_RATIOS = ("match_input_image", *ASPECT_RATIOS)
+_EXTREME_RATIOS = ("1:4", "4:1", "1:8", "8:1")
+
+REPLICATE_MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="google/nano-banana-2",
+            choices={
+                "aspect_ratio": _ALL_RATIOS,
+                "resolution": ("1K", "2K", "4K"),
+                "output_format": ("jpg", "png"),
+            },
+            defaults={
+                "aspect_ratio": "match_input_image",
+                "resolution": "1K",
+                "output_format": "jpg",
+            },
+            booleans=("google_search", "image_search"),
+            always_send=("aspect_ratio",),
+        ),
+        ModelSpec(
+            name="google/nano-banana-pro",
+            choices={
+                "aspect_ratio": tuple(r for r in _ALL_RATIOS if r not in _EXTREME_RATIOS),
+                "resolution": ("1K", "2K", "4K"),
+                "output_format": ("jpg", "png"),
+                "safety_filter_level": (
+                    "block_low_and_above",
+                    "block_medium_and_above",
+                    "block_only_high",
+                ),
+            },
+            defaults={
+                "aspect_ratio": "match_input_image",
+                "resolution": "2K",
+                "output_format": "jpg",
+            },
+            booleans=("google_search", "image_search"),
+            always_send=("aspect_ratio",),
+        ),
+        ModelSpec(
+            name="google/nano-banana",
+            choices={"output_format": ("jpg", "png")},
+            defaults={"output_format": "jpg"},
+        ),
+    )
+}
+
+
+def get_model_spec(model: str) -> ModelSpec:
+    try:
+        return REPLICATE_MODELS[model]
+    except KeyError:
+        known = ", ".join(sorted(REPLICATE_MODELS))
+        raise ValidationError(
+            {"model": [f"Unknown model {model!r}. Supported models: {known}."]}
+        ) from None
+
+
+def validate_input(model: str, prompt: Any, params: dict[str, Any] | None = None) -> dict:
+    """The full input to send to Replicate's ``model``, or ``ValidationError``."""
+    return validate(get_model_spec(model), prompt, params)
