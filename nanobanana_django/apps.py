@@ -14,10 +14,10 @@ class NanoBananaConfig(AppConfig):
             checks,  # noqa: F401  (registers the system checks)
             webhooks,  # noqa: F401  (registers checks nanobanana.W004, W005)
         )
-        from .publishing import PublishedObjectRouter
         from .runners import install_watchdog_schedule
+        from .triggers import connect_triggers
 
-        PublishedObjectRouter.connect()
+        connect_triggers()
         post_migrate.connect(install_watchdog_schedule, sender=self)
         if self.apps.is_installed("django.contrib.admin"):
             from .admin import install_header_image_admin

@@ -1,25 +1,21 @@
 """Attaching a stored image to its content object (the last step of the pipeline).
 
-Where the image goes is the registration's ``image_field``: a ``FileField`` /
-``ImageField`` is pointed at the stored file (or gets its own copy when it uses another
-storage), a ``ForeignKey`` to ``GeneratedImage`` points at the row. Only that field is
-saved (``update_fields``), and an existing image is kept unless the row may replace it.
+Where the image goes is the registration's ``image_field``, and how is the business of the
+field's attach target (:mod:`nanobanana_django.targets`). Only what the target set is
+saved (``update_fields``), the object is locked meanwhile, and an existing image is kept
+unless the row may replace it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.files.storage import Storage
-from django.db import models, transaction
-from django.utils.functional import LazyObject, empty
+from django.db import transaction
 
 from .models import GeneratedImage
 from .registry import config_for_stored
-from .storage import configured_storage
+from .targets import target_for
 
 logger = logging.getLogger(__name__)
 
@@ -56,49 +52,13 @@ def attach(row: GeneratedImage, *, overwrite: bool | None = None) -> bool:
                 obj.pk,
             )
             return False
-        update_fields = [field_name]
-        if isinstance(model_field, models.ForeignKey):
-            setattr(obj, model_field.attname, row.pk)
-        elif _same_storage(model_field.storage, configured_storage()):
-            setattr(obj, field_name, row.image.name)
-            update_fields += _dimension_fields(model_field, obj, row)
-        else:
-            # Different storages: the file must exist in the field's own storage.
-            with row.image.open("rb") as source:
-                getattr(obj, field_name).save(os.path.basename(row.image.name), source, save=False)
-            update_fields += _dimension_fields(model_field, obj, row)
-        obj.save(update_fields=update_fields)
+        target = target_for(model_field)
+        if target is None:
+            raise ImproperlyConfigured(
+                f"No class in NANOBANANA['TARGETS'] attaches to {config.label}.{field_name}."
+            )
+        obj.save(update_fields=target.set(obj, model_field, row))
     # The row's content_object is this object as saved: the image_generated signal
     # that follows gets it without reading it again.
     row._meta.get_field("content_object").set_cached_value(row, obj)
     return True
-
-
-def _unwrap(storage: Any) -> Any:
-    if isinstance(storage, LazyObject):
-        if storage._wrapped is empty:
-            storage._setup()
-        return storage._wrapped
-    return storage
-
-
-def _same_storage(a: Storage, b: Storage) -> bool:
-    a, b = _unwrap(a), _unwrap(b)
-    if a is b:
-        return True
-    return (
-        type(a) is type(b)
-        and getattr(a, "location", object()) == getattr(b, "location", None)
-        and getattr(a, "base_url", object()) == getattr(b, "base_url", None)
-    )
-
-
-def _dimension_fields(model_field: Any, obj: models.Model, row: GeneratedImage) -> list[str]:
-    """Set an ImageField's width/height fields from what we measured."""
-    names = []
-    for attr, value in (("width_field", row.width), ("height_field", row.height)):
-        name = getattr(model_field, attr, None)
-        if name:
-            setattr(obj, name, value)
-            names.append(name)
-    return names

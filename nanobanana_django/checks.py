@@ -93,6 +93,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 )
             )
     messages.extend(_check_content_models(provider))
+    messages.extend(_check_plugins())
     messages.extend(_check_runner())
     return messages
 
@@ -259,6 +260,35 @@ def longest_task() -> float:
     """Seconds one background task may need: waiting out 429s before its create (workers
     never wait for the model), then the create, a download and storing."""
     return app_settings.THROTTLE_TIMEOUT + 3 * app_settings.HTTP_TIMEOUT
+
+
+def _check_plugins() -> list[checks.CheckMessage]:
+    """The classes named in TRIGGERS and TARGETS must import and be of the right kind."""
+    from django.utils.module_loading import import_string
+
+    from .targets import AttachTarget
+    from .triggers import check_triggers
+
+    messages = [checks.Error(problem, id="nanobanana.E001") for problem in check_triggers()]
+    try:
+        paths = app_settings.TARGETS
+    except ImproperlyConfigured:
+        return messages
+    for path in paths:
+        try:
+            target = import_string(path)
+        except ImportError as exc:
+            problem = f"cannot be imported ({exc})"
+        else:
+            if isinstance(target, type) and issubclass(target, AttachTarget):
+                continue
+            problem = "is not an AttachTarget subclass"
+        messages.append(
+            checks.Error(
+                f"NANOBANANA['TARGETS'] names {path!r}, which {problem}.", id="nanobanana.E001"
+            )
+        )
+    return messages
 
 
 def _route(alias: str | None) -> ProviderConfig | None:

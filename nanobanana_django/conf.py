@@ -367,7 +367,37 @@ class AppSettings:
             )
         return {str(label): dict(options) for label, options in value.items()}
 
+    @property
+    def TRIGGERS(self) -> tuple[str, ...]:
+        """Dotted paths of the classes that start generations (``connect()`` /
+        ``disconnect()``). Default: the publish rules on model signals,
+        ``("nanobanana_django.publishing.PublishedObjectRouter",)``."""
+        return self._paths("TRIGGERS", ("nanobanana_django.publishing.PublishedObjectRouter",))
+
+    @property
+    def TARGETS(self) -> tuple[str, ...]:
+        """Dotted paths of the ``AttachTarget`` classes that put an image on a field, the
+        first that accepts a field wins. Default: a ``ForeignKey`` to ``GeneratedImage``,
+        then a ``FileField``/``ImageField`` (:mod:`nanobanana_django.targets`)."""
+        return self._paths(
+            "TARGETS",
+            (
+                "nanobanana_django.targets.ForeignKeyTarget",
+                "nanobanana_django.targets.FileFieldTarget",
+            ),
+        )
+
     # Helpers ----------------------------------------------------------------------------
+
+    def _paths(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self._get(key, default)
+        if (
+            isinstance(value, str)
+            or not isinstance(value, (list, tuple))
+            or not all(isinstance(path, str) and "." in path for path in value)
+        ):
+            raise self._error(key, f"is {value!r}", "Give a list of dotted paths to classes.")
+        return tuple(value)
 
     def _positive_number(self, key: str, default: float) -> float:
         value = self._get(key, default)

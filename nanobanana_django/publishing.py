@@ -17,13 +17,12 @@ import logging
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.core.signals import setting_changed
 from django.db import models
 from django.db.models.signals import post_init, post_save, pre_save
-from django.dispatch import receiver
 
 from .adapter import HeaderImageAdapter, get_adapter
 from .registry import ContentConfig, find_config, registered_configs
+from .triggers import Trigger
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +33,13 @@ _MISSING = object()
 _connected: list[type[models.Model]] = []
 
 
-class PublishedObjectRouter:
-    """Connects the signal handlers of every model with a ``publish`` rule."""
+class PublishedObjectRouter(Trigger):
+    """Connects the signal handlers of every model with a ``publish`` rule (the default
+    trigger, in ``NANOBANANA["TRIGGERS"]``)."""
 
-    @staticmethod
-    def connect() -> None:
-        PublishedObjectRouter.disconnect()
+    @classmethod
+    def connect(cls) -> None:
+        cls.disconnect()
         try:
             configs = registered_configs()
         except ImproperlyConfigured:
@@ -53,19 +53,13 @@ class PublishedObjectRouter:
             post_save.connect(_after_save, sender=config.model, weak=False, dispatch_uid=uid)
             _connected.append(config.model)
 
-    @staticmethod
-    def disconnect() -> None:
+    @classmethod
+    def disconnect(cls) -> None:
         for model in _connected:
             uid = f"nanobanana-{model._meta.label}"
             for signal in (post_init, pre_save, post_save):
                 signal.disconnect(sender=model, dispatch_uid=uid)
         _connected.clear()
-
-
-@receiver(setting_changed)
-def _reconnect(setting: str, **kwargs: Any) -> None:
-    if setting == "NANOBANANA":
-        PublishedObjectRouter.connect()
 
 
 def _config_and_fields(model: type[models.Model]) -> tuple[ContentConfig | None, Any]:

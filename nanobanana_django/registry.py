@@ -19,6 +19,7 @@ from django.utils.module_loading import import_string
 
 from .conf import app_settings
 from .prompts import compile_template
+from .targets import AttachTarget, target_for
 
 MAX_TITLE_IN_PROMPT = 300
 MAX_TOPIC_IN_PROMPT = 300
@@ -69,8 +70,12 @@ class ContentConfig:
         return self.model._meta.get_field(self.image_field)
 
     @property
-    def image_is_foreign_key(self) -> bool:
-        return isinstance(self.image_model_field, models.ForeignKey)
+    def target(self) -> AttachTarget:
+        """How images are put on :attr:`image_field` (:mod:`nanobanana_django.targets`)."""
+        target = target_for(self.image_model_field)
+        if target is None:
+            raise ImproperlyConfigured(_no_target(self.label, self.image_field))
+        return target
 
     def title_of(self, obj: models.Model) -> str:
         return _clean(resolve(obj, self.title_field), MAX_TITLE_IN_PROMPT)
@@ -90,11 +95,7 @@ class ContentConfig:
 
     def without_image(self, queryset: models.QuerySet) -> models.QuerySet:
         """The objects of ``queryset`` whose image field is empty."""
-        column = self.image_model_field.attname
-        empty = models.Q(**{f"{column}__isnull": True})
-        if not self.image_is_foreign_key:
-            empty |= models.Q(**{column: ""})
-        return queryset.filter(empty)
+        return queryset.filter(self.target.is_empty_q(self.image_model_field))
 
 
 def resolve(obj: Any, path: str) -> Any:
@@ -207,11 +208,8 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         raise ImproperlyConfigured(
             f"{where}['image_field']: {label} has no field {image_field!r}."
         ) from None
-    if not _can_hold_image(image_model_field):
-        raise ImproperlyConfigured(
-            f"{where}['image_field']: {label}.{image_field} must be an ImageField, a "
-            "FileField or a ForeignKey to nanobanana_django.GeneratedImage."
-        )
+    if target_for(image_model_field) is None:
+        raise ImproperlyConfigured(f"{where}['image_field']: {_no_target(label, image_field)}")
     input_options = options.get("input") or {}
     if not isinstance(input_options, dict):
         raise ImproperlyConfigured(f"{where}['input'] must be a dict of model inputs.")
@@ -318,12 +316,9 @@ def _publish_rule(model: type[models.Model], spec: Any, where: str) -> PublishRu
     )
 
 
-def _can_hold_image(model_field: Any) -> bool:
-    if isinstance(model_field, models.FileField):
-        return True
-    if isinstance(model_field, models.ForeignKey):
-        target = model_field.remote_field.model
-        return getattr(target, "_meta", None) is not None and (
-            target._meta.label == "nanobanana_django.GeneratedImage"
-        )
-    return False
+def _no_target(label: str, image_field: str) -> str:
+    return (
+        f"{label}.{image_field} must be an ImageField, a FileField or a ForeignKey to "
+        "nanobanana_django.GeneratedImage (or a field that a class in NANOBANANA['TARGETS'] "
+        "accepts)."
+    )
