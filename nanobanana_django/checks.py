@@ -408,7 +408,8 @@ def sqlite_locking_fix(alias: str) -> str | None:
             return None
         return (
             f'Set DATABASES[{alias!r}]["OPTIONS"] = {{"transaction_mode": "IMMEDIATE", '
-            '"timeout": 20}, or use PostgreSQL.'
+            '"timeout": 20} (and, for throughput, "init_command": "PRAGMA journal_mode=WAL"), '
+            "or use PostgreSQL."
         )
     if timeout >= 20:
         return None
