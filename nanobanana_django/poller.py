@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db.models import Min
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from .conf import app_settings
@@ -34,7 +34,7 @@ from .exceptions import NanoBananaError
 from .lifecycle import submit_window
 from .models import GeneratedImage
 from .pipeline import complete_row, run_generation
-from .providers import GenerationRequest, Prediction, Provider, get_provider
+from .providers import GenerationRequest, Prediction, Provider, get_provider, get_provider_config
 from .providers.base import SUCCEEDED
 from .runners import enqueue_poller
 
@@ -91,16 +91,26 @@ def has_work() -> bool:
     next, several a second. Once the window has passed, the row counts: it was
     orphaned, and the watchdog's poller recovers it.
     """
-    running = GeneratedImage.objects.filter(status=Status.RUNNING)
-    if running.exclude(prediction_id="").exists():
-        return True
     now = timezone.now()
-    submitting = running.filter(prediction_id="").values_list("provider")
-    submitting = submitting.annotate(Min("started_at"))
+    running = GeneratedImage.objects.filter(status=Status.RUNNING).values_list("provider")
+    per_alias = running.annotate(
+        with_id=Count("pk", filter=~Q(prediction_id="")), oldest=Min("started_at")
+    ).order_by()
     return any(
-        oldest is not None and now - oldest > submit_window(alias)
-        for alias, oldest in submitting.order_by()
+        (with_id and _follows(alias))
+        or (oldest is not None and now - oldest > submit_window(alias))
+        for alias, with_id, oldest in per_alias
     )
+
+
+def _follows(alias: str) -> bool:
+    """Whether the poller follows ``alias``'s predictions. A provider without predictions
+    (Gemini) answers with the image: its row's id is only a receipt while the caller stores
+    it, and only a row left behind past its window is the poller's (to fail)."""
+    try:
+        return get_provider_config(alias).backend.capabilities.predictions
+    except Exception:
+        return True  # misconfigured: complete_generation fails its rows with the reason
 
 
 def watchdog() -> None:
@@ -232,11 +242,14 @@ def poll_once(*, lease: Lease | None = None) -> Sweep:
     )
     by_provider: dict[str, list[tuple[int, str, object]]] = defaultdict(list)
     now = timezone.now()
+    follows: dict[str, bool] = {}
     for pk, provider_name, prediction_id, started_at in running:
-        if prediction_id:
+        if provider_name not in follows:
+            follows[provider_name] = _follows(provider_name)
+        if prediction_id and follows[provider_name]:
             by_provider[provider_name].append((pk, prediction_id, started_at))
         elif started_at and now - started_at > submit_window(provider_name):
-            run_generation(pk, wait=False)  # orphaned while submitting: recover it
+            run_generation(pk, wait=False)  # left behind by a worker that died: recover it
             sweep.recovered += 1
     for provider_name, rows in by_provider.items():
         try:

@@ -230,3 +230,36 @@ def test_a_worker_killed_mid_call_is_not_billed_twice_and_the_row_says_so(gemini
     assert row.error_code == "interrupted"
     assert "may have made and billed" in row.error_message
     assert gemini.counts["generate"] == 0  # nothing sent again
+
+
+@pytest.mark.django_db
+def test_the_poller_leaves_a_gemini_image_being_stored_to_its_dispatcher(gemini):
+    """A call that has answered has a prediction id while its image is stored: the poller
+    must not take the row from under the dispatcher (it would fail a billed image)."""
+    row = create_generation(None, prompt="a lighthouse")
+    GeneratedImage.objects.filter(pk=row.pk).update(
+        status=Status.RUNNING, started_at=timezone.now(), attempts=1, prediction_id="gemini-abc"
+    )
+
+    assert not poller.has_work()
+    poller.poll_once()
+
+    row.refresh_from_db()
+    assert row.status == Status.RUNNING
+
+
+@pytest.mark.django_db
+def test_a_gemini_image_lost_before_storing_is_failed_as_interrupted_later(gemini):
+    row = create_generation(None, prompt="a lighthouse")
+    long_ago = timezone.now() - timedelta(hours=1)
+    GeneratedImage.objects.filter(pk=row.pk).update(
+        status=Status.RUNNING, started_at=long_ago, attempts=1, prediction_id="gemini-abc"
+    )
+
+    assert poller.has_work()
+    poller.poll_once()
+
+    row.refresh_from_db()
+    assert (row.status, row.error_code) == (Status.FAILED, "interrupted")
+    assert "billed" in row.error_message
+    assert gemini.counts["generate"] == 0
