@@ -258,8 +258,20 @@ def _check_shared_cache() -> list[checks.CheckMessage]:
 
 def longest_task() -> float:
     """Seconds one background task may need: waiting out 429s before its create (workers
-    never wait for the model), then the create, a download and storing."""
-    return app_settings.THROTTLE_TIMEOUT + 3 * app_settings.HTTP_TIMEOUT
+    never wait for the model), then the create, a download and storing; or a dispatcher's
+    minute of taking calls plus its longest call (providers with long calls in use)."""
+    from .dispatcher import ACCEPT_SECONDS
+    from .providers.config import provider_aliases
+
+    longest = app_settings.THROTTLE_TIMEOUT + 3 * app_settings.HTTP_TIMEOUT
+    for alias in provider_aliases():
+        route = _route(alias)
+        if route is not None and route.backend.capabilities.long_calls and (
+            route.credential_problem() is None
+        ):
+            call = route.backend.max_call_seconds(route.options)
+            longest = max(longest, ACCEPT_SECONDS + call + 30)
+    return longest
 
 
 def _check_plugins() -> list[checks.CheckMessage]:
