@@ -6,10 +6,11 @@ One module per feature: ``actions`` (the action and its page), ``history`` (the 
 admins) and ``display`` (what their pages share).
 
 Every model in ``NANOBANANA["MODELS"]`` that has an admin gets the action and the history
-without admin code: :func:`install_header_image_admin` adds them when the app is ready.
-Admins on custom sites, or registered later, use :class:`HeaderImageAdminMixin` (or call
-the function again). Nothing here generates inside a request: the services queue the work,
-and the task runner decides where it runs.
+without admin code: :func:`install_header_image_admin` adds them when the app is ready,
+unless ``NANOBANANA["ADMIN_INTEGRATION"]`` is False. Admins on custom sites, registered
+later, or on a site with the integration off use :class:`HeaderImageAdminMixin` (or call
+the function). Nothing here generates inside a request: the services queue the work, and
+the task runner decides where it runs.
 """
 
 from django.contrib import admin

@@ -1,7 +1,8 @@
 """Adding the action and the history to other apps' admins.
 
-``NanoBananaConfig.ready()`` calls :func:`install_header_image_admin`; admins the app
-cannot find by itself use :class:`HeaderImageAdminMixin` or call the function.
+``NanoBananaConfig.ready()`` calls :func:`install_header_image_admin` unless
+``NANOBANANA["ADMIN_INTEGRATION"]`` is False; a site that turns it off, or whose admins the
+app cannot find by itself, uses :class:`HeaderImageAdminMixin` or calls the function.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def add_header_image_admin(model_admin: admin.ModelAdmin) -> None:
 class HeaderImageAdminMixin:
     """Adds "Generate header image" and the generation history to a ``ModelAdmin``.
 
-    Only needed for admins the app cannot find by itself: those on a site created after
-    the app is ready (in ``urls.py``, say)::
+    Needed for admins the app cannot find by itself (those on a site created after the
+    app is ready, in ``urls.py`` say), and for every admin when
+    ``NANOBANANA["ADMIN_INTEGRATION"]`` is False::
 
         class ArticleAdmin(HeaderImageAdminMixin, admin.ModelAdmin):
             ...
@@ -52,7 +54,8 @@ def install_header_image_admin(*sites: AdminSite) -> None:
     """Add the action and the history to the admin of every model in ``NANOBANANA["MODELS"]``.
 
     Without arguments, on every admin site that exists; ``NanoBananaConfig.ready()`` calls
-    it so. Call it again with a site whose models are registered later.
+    it so unless ``NANOBANANA["ADMIN_INTEGRATION"]`` is False. Call it with a site whose
+    models are registered later, or to install explicitly with the integration off.
     """
     if not sites:
         _autodiscover()
