@@ -1,6 +1,9 @@
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
+
+from .conf import app_settings
 
 
 class NanoBananaConfig(AppConfig):
@@ -19,7 +22,16 @@ class NanoBananaConfig(AppConfig):
 
         connect_triggers()
         post_migrate.connect(install_watchdog_schedule, sender=self)
-        if self.apps.is_installed("django.contrib.admin"):
+        if self.apps.is_installed("django.contrib.admin") and _admin_integration():
             from .admin import install_header_image_admin
 
             install_header_image_admin()
+
+
+def _admin_integration() -> bool:
+    """``NANOBANANA["ADMIN_INTEGRATION"]``; a bad value installs nothing, and ``manage.py
+    check`` names it instead of the app failing to start."""
+    try:
+        return app_settings.ADMIN_INTEGRATION
+    except ImproperlyConfigured:
+        return False

@@ -440,5 +440,22 @@ class AppSettings:
             ) from None
         return path
 
+    # The admin ----------------------------------------------------------------------------
+
+    @property
+    def ADMIN_INTEGRATION(self) -> bool:
+        """Whether the app adds its action and generation history to the admin of every
+        model in ``MODELS`` when it is ready. Default True. With False a site adds them
+        itself (``HeaderImageAdminMixin``, ``install_header_image_admin``).
+        """
+        value = self._get("ADMIN_INTEGRATION", True)
+        if not isinstance(value, bool):
+            raise self._error(
+                "ADMIN_INTEGRATION",
+                f"is {value!r}",
+                "Use True (add the admin features to your models' admins) or False.",
+            )
+        return value
+
 
 app_settings = AppSettings()

@@ -210,22 +210,37 @@ def test_the_action_on_a_model_that_is_not_registered_says_so(admin_client):
     assert GeneratedImage.objects.count() == 0
 
 
-def test_the_example_project_gets_the_action_without_admin_code(tmp_path):
-    """``blog/admin.py`` registers Article with no mention of this app."""
-    script = (
-        "import django; django.setup()\n"
-        "from django.contrib import admin\n"
-        "from blog.models import Article\n"
-        "from nanobanana_django.admin import GenerationHistoryInline, generate_header_image\n"
-        "model_admin = admin.site._registry[Article]\n"
-        "print(generate_header_image in model_admin.actions,"
-        " GenerationHistoryInline in model_admin.inlines)\n"
-    )
+#: Run in the example project: whether the default site's Article admin has the action and
+#: the history, and whether the generated images are registered.
+EXAMPLE_ADMIN = """
+import django; django.setup()
+from django.contrib import admin
+from blog.models import Article
+from nanobanana_django.admin import GenerationHistoryInline, generate_header_image
+from nanobanana_django.models import GeneratedImage
+def show():
+    model_admin = admin.site._registry[Article]
+    print(generate_header_image in model_admin.actions, GenerationHistoryInline in
+          model_admin.inlines, GeneratedImage in admin.site._registry)
+show()
+"""
+
+
+def in_example_project(tmp_path, script, **nanobanana):
+    """Run ``script`` in a fresh process with the example project's settings, ``NANOBANANA``
+    updated with ``nanobanana``; returns the lines it printed."""
+    settings_module = "example_project.settings"
+    if nanobanana:
+        settings_module = "changed_settings"
+        (tmp_path / f"{settings_module}.py").write_text(
+            "from example_project.settings import *  # noqa: F403\n"
+            f"NANOBANANA = {{**NANOBANANA, **{nanobanana!r}}}  # noqa: F405\n"
+        )
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("REPLICATE_", "DJANGO_"))},
-        "DJANGO_SETTINGS_MODULE": "example_project.settings",
+        "DJANGO_SETTINGS_MODULE": settings_module,
         "DEMO_DATABASE": str(tmp_path / "demo.sqlite3"),
-        "PYTHONPATH": str(ROOT / "example_project"),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "example_project"), str(tmp_path)]),
     }
     result = subprocess.run(
         [sys.executable, "-c", script],
@@ -236,7 +251,47 @@ def test_the_example_project_gets_the_action_without_admin_code(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "True"]
+    return result.stdout.splitlines()
+
+
+def test_the_example_project_gets_the_action_without_admin_code(tmp_path):
+    """``blog/admin.py`` registers Article with no mention of this app."""
+    assert in_example_project(tmp_path, EXAMPLE_ADMIN) == ["True True True"]
+
+
+def test_with_the_admin_integration_off_other_admins_get_nothing_until_asked(tmp_path):
+    script = EXAMPLE_ADMIN + (
+        "from nanobanana_django.admin import HeaderImageAdminMixin, install_header_image_admin\n"
+        "class ArticleAdmin(HeaderImageAdminMixin, admin.ModelAdmin):\n"
+        "    pass\n"
+        "admin.site.unregister(Article)\n"
+        "admin.site.register(Article, ArticleAdmin)\n"
+        "show()\n"
+        "admin.site.unregister(Article)\n"
+        "admin.site.register(Article)\n"
+        "install_header_image_admin(admin.site)\n"
+        "show()\n"
+    )
+    shown = in_example_project(tmp_path, script, ADMIN_INTEGRATION=False)
+    assert shown == [
+        "False False True",  # the generated images are still listed
+        "True True True",  # with the mixin
+        "True True True",  # with the installer
+    ]
+
+
+def test_a_bad_admin_integration_value_is_reported_by_the_checks_not_at_startup(tmp_path):
+    script = EXAMPLE_ADMIN + (
+        "from django.core.management import call_command\n"
+        "from django.core.management.base import SystemCheckError\n"
+        "try:\n"
+        "    call_command('check')\n"
+        "except SystemCheckError as exc:\n"
+        "    print(*[line for line in str(exc).splitlines() if 'ADMIN_INTEGRATION' in line])\n"
+    )
+    features, error = in_example_project(tmp_path, script, ADMIN_INTEGRATION="no")
+    assert features == "False False True"
+    assert "(nanobanana.E001) NANOBANANA['ADMIN_INTEGRATION'] is 'no'. Use True" in error
 
 
 # The action ---------------------------------------------------------------------------
