@@ -94,6 +94,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
     messages.extend(_check_content_models(provider))
     messages.extend(_check_plugins())
+    messages.extend(_check_prices(provider))
     messages.extend(_check_runner())
     return messages
 
@@ -266,12 +267,48 @@ def longest_task() -> float:
     longest = app_settings.THROTTLE_TIMEOUT + 3 * app_settings.HTTP_TIMEOUT
     for alias in provider_aliases():
         route = _route(alias)
-        if route is not None and route.backend.capabilities.long_calls and (
-            route.credential_problem() is None
+        if (
+            route is not None
+            and route.backend.capabilities.long_calls
+            and (route.credential_problem() is None)
         ):
             call = route.backend.max_call_seconds(route.options)
             longest = max(longest, ACCEPT_SECONDS + call + 30)
     return longest
+
+
+def _check_prices(default: str) -> list[checks.CheckMessage]:
+    """With a budget set, every provider in use needs a price, or its images are not counted."""
+    from .costs import price_of
+    from .registry import registered_configs
+
+    try:
+        budgets = [app_settings.DAILY_BUDGET, app_settings.MONTHLY_BUDGET]
+        configs = registered_configs()
+    except ImproperlyConfigured:
+        return []  # reported as E001 / E006
+    budgets += [c.daily_budget for c in configs] + [c.monthly_budget for c in configs]
+    if all(budget is None for budget in budgets):
+        return []
+    messages = []
+    for alias in dict.fromkeys([default, *(c.provider for c in configs if c.provider)]):
+        route = _route(alias)
+        if route is None:
+            continue
+        resolutions = route.spec().choices.get("resolution") or (None,)
+        missing = [r for r in resolutions if price_of(alias, route.model, r) is None]
+        if missing:
+            where = ", ".join(r or "any resolution" for r in missing)
+            messages.append(
+                checks.Warning(
+                    f"A budget is set, but provider {alias!r} ({route.model}) has no price for "
+                    f"{where}: its images would not be counted against it.",
+                    hint=f"Add NANOBANANA['PRICES'] = {{{alias!r}: {{{route.model!r}: "
+                    "{'1K': '0.04', ...}}} in NANOBANANA['CURRENCY'].",
+                    id="nanobanana.W009",
+                )
+            )
+    return messages
 
 
 def _check_plugins() -> list[checks.CheckMessage]:

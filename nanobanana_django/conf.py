@@ -11,6 +11,7 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
@@ -387,6 +388,62 @@ class AppSettings:
             ),
         )
 
+    # Costs and budgets ---------------------------------------------------------------------
+
+    @property
+    def CURRENCY(self) -> str:
+        """The currency of ``PRICES``, budgets and each row's ``cost``. Default ``"USD"``
+        (the documented default prices are in USD and apply only then)."""
+        value = self._get("CURRENCY", "USD")
+        if not isinstance(value, str) or len(value) != 3 or not value.isalpha():
+            raise self._error("CURRENCY", f"is {value!r}", "Use a three-letter code like 'EUR'.")
+        return value.upper()
+
+    @property
+    def PRICES(self) -> dict[str, Any]:
+        """Price of one image: ``{alias: {model or "*": {resolution or "*": amount}}}``.
+
+        Default ``{}``; Gemini's reported prices apply in USD without it."""
+        value = self._get("PRICES", {})
+        fix = "For example {'replicate': {'google/nano-banana-2': {'1K': '0.04'}}}."
+        if not isinstance(value, Mapping):
+            raise self._error("PRICES", "must be a dict", fix)
+        for alias, models in value.items():
+            if not isinstance(models, Mapping) or not all(
+                isinstance(table, Mapping) for table in models.values()
+            ):
+                raise self._error(
+                    "PRICES", f"[{alias!r}] is not {{model: {{resolution: price}}}}", fix
+                )
+            for model, table in models.items():
+                for resolution, amount in table.items():
+                    _decimal("PRICES", amount, f"[{alias!r}][{model!r}][{resolution!r}]")
+        return {alias: dict(models) for alias, models in value.items()}
+
+    @property
+    def DAILY_BUDGET(self) -> Decimal | None:
+        """The most the site may spend on images in a day (local time). Default: no cap."""
+        return self._budget("DAILY_BUDGET")
+
+    @property
+    def MONTHLY_BUDGET(self) -> Decimal | None:
+        """The most the site may spend on images in a calendar month. Default: no cap."""
+        return self._budget("MONTHLY_BUDGET")
+
+    @property
+    def BUDGET_WARNING(self) -> float:
+        """The share of a budget past which the admin warns. Default 0.8."""
+        value = self._get("BUDGET_WARNING", 0.8)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise self._error("BUDGET_WARNING", f"is {value!r}", "Use a share such as 0.8.")
+        return float(value)
+
+    def _budget(self, key: str) -> Decimal | None:
+        value = self._get(key)
+        if value in (None, ""):
+            return None
+        return _decimal(key, value, "")
+
     # Helpers ----------------------------------------------------------------------------
 
     def _paths(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -459,3 +516,19 @@ class AppSettings:
 
 
 app_settings = AppSettings()
+
+
+def _decimal(key: str, value: Any, where: str) -> Decimal:
+    """An amount of money: a number or a numeric string, never a float's rounding."""
+    if isinstance(value, bool):
+        value = "not a number"
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount < 0:
+        raise ImproperlyConfigured(
+            f"{SETTINGS_NAME}[{key!r}]{where} is {value!r}. Give an amount such as '5.00' "
+            "(a string or a number)."
+        )
+    return amount

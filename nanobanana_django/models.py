@@ -133,6 +133,15 @@ class GeneratedImage(models.Model):
         help_text=_("Seconds the provider reports the model ran (what Replicate bills on)."),
     )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    cost = models.DecimalField(
+        _("cost"),
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text=_("What the image cost, in the currency beside it (empty when unknown)."),
+    )
+    currency = models.CharField(_("currency"), max_length=3, blank=True)
     usage = models.JSONField(
         _("usage"),
         default=dict,
@@ -196,3 +205,20 @@ class GeneratedImage(models.Model):
         for name, value in fields.items():
             setattr(self, name, value)
         self.save(update_fields=list(fields))
+
+
+class Spend(models.Model):
+    """Money reserved and spent in one budget period (``day:2026-11-30``,
+    ``month:2026-11``, with ``:app.Model`` for a model's own cap). Budgets are checked and
+    reserved here with one conditional UPDATE each, so that workers on any number of
+    machines never pass a cap together."""
+
+    period = models.CharField(_("period"), max_length=120, unique=True)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=4, default=0)
+
+    class Meta:
+        verbose_name = _("spend")
+        verbose_name_plural = _("spend")
+
+    def __str__(self) -> str:
+        return f"{self.period}: {self.amount}"

@@ -22,6 +22,7 @@ from django.db import DatabaseError, transaction
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from . import costs
 from .attach import attach
 from .conf import app_settings
 from .exceptions import (
@@ -206,12 +207,16 @@ def _start(row: GeneratedImage, provider: Provider, step: str) -> Prediction | N
             logger.info("Generation %s: recovered prediction %s", row.pk, prediction.id)
             return prediction if record_prediction(row, prediction) else None
         logger.info("Generation %s: no prediction was created before; submitting", row.pk)
+    costs.before_billed_request(row, provider)  # policy, then the budget; may refuse
     try:
         prediction = provider.submit(request)
     except SubmissionUncertain as lost:
         if not provider.capabilities.listing:
-            raise
+            raise  # it may have been made and billed: the reservation stays
         prediction = _find_lost_create(row, provider, request, lost)
+    except NanoBananaError:
+        costs.release(row)  # refused by the provider: nothing was made
+        raise
     if not record_prediction(row, prediction):
         logger.warning(
             "Generation %s was taken over while submitting; prediction %s left to it",
@@ -316,6 +321,7 @@ def _finish(row: GeneratedImage, provider: Provider, prediction: Prediction) -> 
             raise Canceled
         raise PredictionCanceled("The prediction was canceled at the provider before it finished.")
     if prediction.status == ABORTED:
+        costs.release(row)
         raise PredictionAborted(
             "The prediction's deadline (NANOBANANA['CANCEL_AFTER']) passed before it "
             "started, so it never ran and was not billed. Retry, or allow a longer deadline."
@@ -350,6 +356,7 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
         done["predict_time"] = prediction.predict_time
     if prediction.usage:
         done["usage"] = prediction.usage
+        costs.settle(row, provider.cost_from_usage(prediction.usage))
     attached = False
     try:
         # "succeeded" and "attached" are one step: never one without the other.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
@@ -33,6 +34,8 @@ OPTION_KEYS = (
     "prompt_template",
     "input",
     "provider",
+    "daily_budget",
+    "monthly_budget",
 )
 
 
@@ -64,6 +67,9 @@ class ContentConfig:
     input: dict[str, Any] = field(default_factory=dict)
     #: The provider alias for this model's images (default: ``NANOBANANA["PROVIDER"]``).
     provider: str | None = None
+    #: This model's own caps, on top of the site's (``DAILY_BUDGET``, ``MONTHLY_BUDGET``).
+    daily_budget: Decimal | None = None
+    monthly_budget: Decimal | None = None
 
     @property
     def image_model_field(self) -> models.Field:
@@ -230,7 +236,21 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         prompt_template=template,
         input=dict(input_options),
         provider=_provider_alias(options.get("provider"), where),
+        daily_budget=_budget(options.get("daily_budget"), f"{where}['daily_budget']"),
+        monthly_budget=_budget(options.get("monthly_budget"), f"{where}['monthly_budget']"),
     )
+
+
+def _budget(value: Any, where: str) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if isinstance(value, bool) or not amount.is_finite() or amount < 0:
+        raise ImproperlyConfigured(f"{where} is {value!r}; give an amount such as '5.00'.")
+    return amount
 
 
 def _provider_alias(value: Any, where: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Signals for integrators, sent once per outcome of a generation.
+"""Signals for integrators: one before each billed request, one per outcome.
 
 ``sender`` is the content model class (``GeneratedImage`` for a bare prompt);
 ``instance`` is the content object (``None`` for a bare prompt or a deleted object);
@@ -11,4 +11,9 @@
 from django.dispatch import Signal
 
 image_generated = Signal()
+#: Sent before each request that bills, with ``provider`` (the alias) and
+#: ``estimated_cost`` (a ``Decimal`` in ``CURRENCY``, or ``None``). A receiver that raises
+#: :class:`nanobanana_django.costs.CancelGeneration` stops it: nothing is sent, and the row
+#: fails with the exception's message (per-author quotas, business hours...).
+pre_generation = Signal()
 image_generation_failed = Signal()

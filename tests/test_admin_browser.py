@@ -220,3 +220,38 @@ def test_the_generated_images_list_fits_a_1400_pixel_window(
         "return [r.scrollWidth, r.clientWidth]"
     )
     assert table <= box, f"the list is {table} px wide in a {box} px box"
+
+
+def test_the_spend_page_shows_cost_against_the_budget(
+    live_server, browser, admin_user, gemini_emulator, settings
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from nanobanana_django.services import generate_image
+
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        **gemini_emulator.settings(),
+        "DAILY_BUDGET": "0.30",
+        "MONTHLY_BUDGET": "5",
+    }
+    for resolution in ("1K", "2K"):
+        generate_image("a lighthouse at dawn", input={"resolution": resolution})
+    wait = WebDriverWait(browser, TIMEOUT)
+    browser.get(f"{live_server.url}/admin/login/?next=/admin/nanobanana_django/generatedimage/")
+    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
+    browser.find_element(By.NAME, "password").send_keys("password")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait.until(EC.presence_of_element_located((By.ID, "result_list")))
+    browser.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+
+    browser.find_element(By.LINK_TEXT, "SPEND").click()
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "body.nanobanana-spend")))
+
+    page = browser.find_element(By.ID, "content").text
+    assert "0.1680 USD" not in page  # money is written as people write it
+    assert "0.168 USD" in page and "0.30 USD" in page  # 0.0672 + 0.1008 of 0.30 today
+    assert "gemini-3.1-flash-image" in page
+    save_screenshot(browser, "spend.png")

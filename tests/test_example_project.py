@@ -236,3 +236,22 @@ def test_the_example_switches_to_gemini_from_the_environment(run, tmp_path, gemi
     assert gemini_emulator.counts["generate"] == 1
     with Image.open(tmp_path / "media" / header_images(tmp_path)[int(pk)]) as image:
         assert (image.format, image.size) == ("JPEG", (1376, 768))
+
+
+def test_the_example_reads_its_daily_budget_from_the_environment(run, tmp_path, gemini_emulator):
+    env = {
+        "NANOBANANA_PROVIDER": "gemini",
+        "GEMINI_API_KEY": gemini_emulator.api_key,
+        "GEMINI_BASE_URL": gemini_emulator.base_url,
+        "NANOBANANA_DAILY_BUDGET": "0.05",  # less than one 1K image (0.067 USD)
+    }
+    assert run("migrate", env=env).returncode == 0
+    run(
+        "shell", "-c", "from blog.models import Article; Article.objects.create(title='x')", env=env
+    )
+
+    result = run("nanobanana_generate", "blog.Article", "--ids", "1", "--sync", env=env)
+
+    assert result.returncode == 1
+    assert "daily budget of 0.05 USD" in result.stderr
+    assert gemini_emulator.counts["generate"] == 0

@@ -122,6 +122,9 @@ NANOBANANA = {
             }
         },
     },
+    # Spending caps in CURRENCY (USD by default), e.g. NANOBANANA_DAILY_BUDGET=5.00.
+    "DAILY_BUDGET": os.environ.get("NANOBANANA_DAILY_BUDGET") or None,
+    "MONTHLY_BUDGET": os.environ.get("NANOBANANA_MONTHLY_BUDGET") or None,
     "REPLICATE_API_TOKEN": os.environ.get("REPLICATE_API_TOKEN", ""),
     "REPLICATE_BASE_URL": os.environ.get("REPLICATE_BASE_URL", "https://api.replicate.com"),
     # Where Replicate can reach this site; enables webhooks. Without it, the app polls.

@@ -25,6 +25,7 @@ from django.utils.text import Truncator, capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from ..costs import money
 from ..models import GeneratedImage
 from ..registry import find_config
 from ..services import (
@@ -47,6 +48,7 @@ from .display import (
     report,
     status_badge,
 )
+from .spend import spend_view, warn_near_budget
 
 Status = GeneratedImage.Status
 
@@ -65,6 +67,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         "content_object_link",
         "request_label",
         "duration_label",
+        "cost_label",
         "created_label",
     )
     list_filter = ("status", "provider", "model_name", "created_at")
@@ -88,13 +91,17 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        (_("Result"), {"fields": ("image_facts", "prediction_id", "predict_time")}),
+        (
+            _("Result"),
+            {"fields": ("image_facts", "prediction_id", "predict_time", "cost_label", "usage")},
+        ),
         (
             _("Timings"),
             {"fields": ("created_at", "started_at", "finished_at", "duration_label", "attempts")},
         ),
     )
     readonly_fields = (
+        "cost_label",
         "preview",
         "status_label",
         "content_object_link",
@@ -371,10 +378,30 @@ class GeneratedImageAdmin(admin.ModelAdmin):
 
     # Views --------------------------------------------------------------------------------
 
+    @admin.display(description=_("cost"), ordering="cost")
+    def cost_label(self, row: GeneratedImage) -> str:
+        if row.cost is None:
+            return "—"
+        return f"{money(row.cost)} {row.currency}".strip()
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        warn_near_budget(request)
+        extra_context = {
+            **(extra_context or {}),
+            "spend_url": admin_url(self.admin_site, self.opts, "spend"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def spend_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return spend_view(self, request)
+
     def get_urls(self) -> list[Any]:
         prefix = f"{self.opts.app_label}_{self.opts.model_name}"
         view = self.admin_site.admin_view
         return [
+            path("spend/", view(self.spend_view), name=f"{prefix}_spend"),
             path(
                 "<path:object_id>/use/",
                 view(self.use_image_view),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -142,6 +143,11 @@ class Provider(ABC):
         return 120.0
 
     # Generating -----------------------------------------------------------------------------
+
+    def cost_from_usage(self, usage: dict[str, Any]) -> Decimal | None:
+        """What the provider billed, from the usage it reported, in ``CURRENCY``; ``None``
+        to keep the price-table estimate."""
+        return None
 
     def for_background(self) -> None:  # noqa: B027 - optional hook
         """Called on providers made for background workers, which must never wait for the

@@ -16,6 +16,7 @@ import binascii
 import io
 import os
 import uuid
+from decimal import Decimal
 from typing import IO, Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -33,6 +34,8 @@ DEFAULT_MODEL = "gemini-3.1-flash-image"
 option, ``NANOBANANA["PROVIDERS"]["gemini"]["OPTIONS"]["model"]``."""
 
 KEY_ENVIRONMENT = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+IMAGE_TOKEN_PRICE = Decimal(60) / Decimal(1_000_000)
+"""USD per image output token (reported, PROVIDERS.md)."""
 WHERE = "NANOBANANA['PROVIDERS']['gemini']['OPTIONS']"
 
 SPEC = ModelSpec(
@@ -181,6 +184,18 @@ class GeminiProvider(Provider):
             usage=dict(result.usage),
         )
 
+    def cost_from_usage(self, usage: dict[str, Any]) -> Decimal | None:
+        """Image output tokens at Google's reported $60 per million (USD only: in another
+        currency the price table's estimate stands)."""
+        from ..conf import app_settings
+
+        if app_settings.CURRENCY != "USD":
+            return None
+        tokens = _image_tokens(usage)
+        if tokens is None:
+            return None
+        return (Decimal(tokens) * IMAGE_TOKEN_PRICE).quantize(Decimal("0.0001"))
+
     def open_output(self, prediction: Prediction, *, max_bytes: int) -> IO[bytes]:
         if prediction.content is None:
             raise OutputExpired("Google's answer is no longer available; generate it again.")
@@ -193,6 +208,17 @@ class GeminiProvider(Provider):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _image_tokens(usage: dict[str, Any]) -> int | None:
+    """The image tokens of ``usageMetadata``: its IMAGE modality entry when it gives one,
+    else the candidates' count (which then includes a few text tokens)."""
+    for detail in usage.get("candidatesTokensDetails") or ():
+        if isinstance(detail, dict) and detail.get("modality") == "IMAGE":
+            count = detail.get("tokenCount")
+            return count if isinstance(count, int) else None
+    count = usage.get("candidatesTokenCount")
+    return count if isinstance(count, int) else None
 
 
 def _decode(item: str) -> tuple[str, bytes]:
