@@ -61,7 +61,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
     except ImproperlyConfigured as exc:
-        messages.append(checks.Error(str(exc), id="nanobanana.E001"))
+        messages.append(_storage_error(app_settings.STORAGE, exc))
 
     try:
         model = app_settings.MODEL
@@ -97,6 +97,27 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     messages.extend(_check_prices(provider))
     messages.extend(_check_runner())
     return messages
+
+
+def _storage_error(alias: str, exc: ImproperlyConfigured) -> checks.CheckMessage:
+    """A storage backend that cannot be imported because its SDK is missing says what to
+    install (django-storages raises a bare "Could not load Boto3's S3 bindings")."""
+    from django.conf import settings
+
+    backend = str(settings.STORAGES.get(alias, {}).get("BACKEND", ""))
+    missing = exc.__cause__ or exc.__context__
+    if not (isinstance(missing, ImportError) and backend.startswith("storages.backends.")):
+        return checks.Error(str(exc), id="nanobanana.E001")
+    if backend.startswith(("storages.backends.s3.", "storages.backends.s3boto3.")):
+        hint = 'pip install "nanobanana-django[s3]" (django-storages with boto3).'
+    else:
+        hint = "Install the extra of django-storages for this backend (its documentation)."
+    return checks.Error(
+        f"STORAGES[{alias!r}] (NANOBANANA['STORAGE']) uses {backend}, whose client library "
+        f"is not installed: {missing}.",
+        hint=hint,
+        id="nanobanana.E011",
+    )
 
 
 def _check_providers(default: str) -> list[checks.CheckMessage]:

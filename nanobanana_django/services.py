@@ -70,8 +70,25 @@ def generate_for(
     row = create_generation(obj, prompt=prompt, input=input, overwrite=overwrite, provider=provider)
     row = run_generation(row.pk)
     if row.status == Status.SUCCEEDED:
-        obj.refresh_from_db(fields=[get_config(obj).image_field])
+        _show_attached_image(obj)
     return row
+
+
+def _show_attached_image(obj: models.Model) -> None:
+    """Load the attached image into the caller's ``obj``, with an ImageField's width and
+    height fields, and without reading the file back to measure it (a download on S3)."""
+    field = obj._meta.get_field(get_config(obj).image_field)
+    sizes = [
+        name
+        for name in (getattr(field, "width_field", None), getattr(field, "height_field", None))
+        if name
+    ]
+    if not sizes:
+        obj.refresh_from_db(fields=[field.name])
+        return
+    values = type(obj)._base_manager.filter(pk=obj.pk).values(field.attname, *sizes).first()
+    if values is not None:
+        obj.__dict__.update(values)  # not setattr: the field would open the file to measure it
 
 
 def generate_image(

@@ -21,16 +21,16 @@ of your own added to ``TARGETS``; nothing else in the pipeline changes::
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import Storage
 from django.db import models
-from django.utils.functional import LazyObject, empty
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
-from .storage import configured_storage
+from .storage import configured_storage, resolve_storage
 
 if TYPE_CHECKING:
     from .models import GeneratedImage
@@ -72,21 +72,24 @@ class ForeignKeyTarget(AttachTarget):
 
 class FileFieldTarget(AttachTarget):
     """A ``FileField`` or ``ImageField``: the stored file, never a second copy of it in the
-    same storage; an ``ImageField``'s width and height fields are set too."""
+    same storage; an ``ImageField``'s width and height fields are set too, from what we
+    measured, so the file is never read back (on S3, a download per attach)."""
 
     @classmethod
     def accepts(cls, model_field: Any) -> bool:
         return isinstance(model_field, models.FileField)
 
     def set(self, obj: models.Model, model_field: Any, row: GeneratedImage) -> list[str]:
-        name = model_field.name
-        if _same_storage(model_field.storage, configured_storage()):
-            setattr(obj, name, row.image.name)
+        if same_storage(model_field.storage, configured_storage()):
+            name = row.image.name
         else:
             # Different storages: the file must exist in the field's own storage.
+            filename = model_field.generate_filename(obj, os.path.basename(row.image.name))
             with row.image.open("rb") as source:
-                getattr(obj, name).save(os.path.basename(row.image.name), source, save=False)
-        return [name, *_dimension_fields(model_field, obj, row)]
+                name = model_field.storage.save(filename, source, max_length=model_field.max_length)
+        # Not setattr: an ImageField's descriptor would download the file to measure it.
+        obj.__dict__[model_field.attname] = model_field.attr_class(obj, model_field, name)
+        return [model_field.name, *_dimension_fields(model_field, obj, row)]
 
     def is_empty_q(self, model_field: Any) -> models.Q:
         return super().is_empty_q(model_field) | models.Q(**{model_field.attname: ""})
@@ -116,22 +119,38 @@ def target_for(model_field: Any) -> AttachTarget | None:
     return None
 
 
-def _unwrap(storage: Any) -> Any:
-    if isinstance(storage, LazyObject):
-        if storage._wrapped is empty:
-            storage._setup()
-        return storage._wrapped
-    return storage
+def same_storage(a: Storage, b: Storage) -> bool:
+    """Whether a file name means the same bytes in ``a`` and in ``b``.
 
-
-def _same_storage(a: Storage, b: Storage) -> bool:
-    a, b = _unwrap(a), _unwrap(b)
+    True only when we can tell: the same backend instance, two S3 storages on the same
+    endpoint, bucket and prefix (``location``), or two storages of one type with the same
+    ``location`` and ``base_url``. A custom domain, credentials, ACLs or querystring
+    signing change how a file is reached, not where it is, so they do not count. When
+    unsure the answer is False, and the cost is a copy, never a missing file.
+    """
+    a, b = resolve_storage(a), resolve_storage(b)
     if a is b:
         return True
+    where_a, where_b = _s3_location(a), _s3_location(b)
+    if where_a is not None or where_b is not None:
+        return where_a == where_b
     return (
         type(a) is type(b)
         and getattr(a, "location", object()) == getattr(b, "location", None)
         and getattr(a, "base_url", object()) == getattr(b, "base_url", None)
+    )
+
+
+def _s3_location(storage: Any) -> tuple[str, str, str] | None:
+    """``(endpoint, bucket, prefix)`` of a django-storages S3 backend, else ``None``."""
+    # An S3 storage instance means its module is imported; never import it (nor boto3) here.
+    module = sys.modules.get("storages.backends.s3")
+    if module is None or not isinstance(storage, module.S3Storage):
+        return None
+    return (
+        (storage.endpoint_url or "").rstrip("/"),
+        storage.bucket_name or "",
+        (storage.location or "").strip("/"),
     )
 
 

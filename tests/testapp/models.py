@@ -1,6 +1,8 @@
 from django.core.files.storage import FileSystemStorage
 from django.db import models
 
+from nanobanana_django.storage import StorageAlias
+
 
 class Article(models.Model):
     title = models.CharField(max_length=200)
@@ -39,3 +41,26 @@ class FeaturedArticle(Article):
 
     class Meta:
         proxy = True
+
+
+s3_media = StorageAlias("s3media")
+
+
+def s3_media_storage():
+    """The ``s3media`` alias, which tests/test_s3.py points at a bucket of its S3 server."""
+    return s3_media
+
+
+class Story(models.Model):
+    """Its cover lives in the ``s3media`` storage; migrations record only the alias's callable."""
+
+    title = models.CharField(max_length=200)
+    cover = models.ImageField(
+        storage=s3_media_storage,
+        upload_to="covers/",
+        width_field="cover_width",
+        height_field="cover_height",
+        blank=True,
+    )
+    cover_width = models.PositiveIntegerField(null=True, blank=True)
+    cover_height = models.PositiveIntegerField(null=True, blank=True)
