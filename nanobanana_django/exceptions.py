@@ -126,6 +126,12 @@ class ImageTooLarge(InvalidImage):
     code = "image_too_large"
 
 
+class StorageFailed(NanoBananaError):
+    """The image could not be saved through the configured storage."""
+
+    code = "storage_failed"
+
+
 class CacheUnavailable(NanoBananaError):
     """The shared cache (``NANOBANANA["CACHE"]``) failed; nothing was sent."""
 

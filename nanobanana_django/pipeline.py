@@ -32,6 +32,7 @@ from .exceptions import (
     PredictionCanceled,
     PredictionFailed,
     ProviderTimeout,
+    StorageFailed,
     SubmissionUncertain,
 )
 from .images import inspect
@@ -344,7 +345,12 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
     """
     with provider.open_output(prediction, max_bytes=app_settings.MAX_IMAGE_BYTES) as output:
         info = inspect(output, max_pixels=app_settings.MAX_IMAGE_PIXELS)
-        row.image.save(f"image.{info.extension}", File(output), save=False)
+        try:
+            row.image.save(f"image.{info.extension}", File(output), save=False)
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            raise StorageFailed(_storage_failure(exc)) from exc
     done = {
         "image": row.image.name,
         "image_format": info.format,
@@ -383,6 +389,19 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
     )
     sender, instance = sender_of(row)
     image_generated.send(sender=sender, instance=instance, generated_image=row, attached=attached)
+
+
+def _storage_failure(exc: Exception) -> str:
+    """Why saving failed, naming the storage alias and the backend's error code, never a
+    URL or a credential (a backend's own message may carry either)."""
+    response = getattr(exc, "response", None)  # botocore's ClientError
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    reason = f"{type(exc).__name__}: {code}" if code else type(exc).__name__
+    return (
+        f"The image was made but could not be saved to the storage "
+        f"{app_settings.STORAGE!r} (NANOBANANA['STORAGE']): {reason}. Check that the storage "
+        "exists and this site may write to it, then retry."
+    )
 
 
 def _attach_quietly(row: GeneratedImage) -> bool:

@@ -319,7 +319,8 @@ def test_a_bucket_that_does_not_exist_fails_the_row_readably(s3, settings, caplo
     caplog.set_level(logging.INFO)
     row = generate_image("a lighthouse")
     assert row.status == GeneratedImage.Status.FAILED
-    assert row.error_message
+    assert row.error_code == "storage_failed"
+    assert "'headers'" in row.error_message and "NoSuchBucket" in row.error_message
     assert not leaks(row.error_message)
     assert [r.getMessage() for r in caplog.records if leaks(r.getMessage())] == []
 
