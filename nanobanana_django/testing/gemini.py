@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from PIL import Image, UnidentifiedImageError
 
 from nanobanana_django.dimensions import ASPECT_RATIOS, image_size
-from nanobanana_django.testing.emulator import render_image
+from nanobanana_django.testing.replicate import render_image
 
 __all__ = [
     "DEFAULT_API_KEY",

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nanobanana_django.testing.emulator import ReplicateEmulator
+from nanobanana_django.testing.replicate import ReplicateEmulator
 from nanobanana_django.testing.gemini import GeminiEmulator
 
 
