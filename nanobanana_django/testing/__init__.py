@@ -1,7 +1,8 @@
 """Test helpers: local emulators of the Replicate and Gemini APIs, and pytest fixtures.
 
-One module per provider (:mod:`.replicate`, :mod:`.gemini`). None of them needs Django
-settings, so the emulators also run from scripts and the command line. The Replicate module is imported lazily, so that
+One module per provider (:mod:`.replicate`, :mod:`.gemini`) on what they share
+(:mod:`.server`, :mod:`.images`). None needs Django settings, so the emulators also run
+from scripts and the command line. The Replicate module is imported lazily, so that
 ``python -m nanobanana_django.testing.replicate`` does not find it half-imported (runpy
 warns then).
 """

@@ -7,31 +7,8 @@ Kept so that ``from nanobanana_django.testing.emulator import ReplicateEmulator`
 
 from __future__ import annotations
 
-from nanobanana_django.testing.replicate import (
-    DEFAULT_TOKEN,
-    FAULT_KINDS,
-    MODELS,
-    RecordedRequest,
-    ReplicateEmulator,
-    WebhookAttempt,
-    main,
-    parse_duration,
-    render_image,
-    validate_prediction_request,
-)
-
-__all__ = [
-    "DEFAULT_TOKEN",
-    "FAULT_KINDS",
-    "MODELS",
-    "RecordedRequest",
-    "ReplicateEmulator",
-    "WebhookAttempt",
-    "main",
-    "parse_duration",
-    "render_image",
-    "validate_prediction_request",
-]
+from nanobanana_django.testing.replicate import *  # noqa: F403
+from nanobanana_django.testing.replicate import __all__, main  # noqa: F401  (re-exported)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -24,47 +24,43 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import base64
 import bisect
 import contextlib
-import hashlib
 import heapq
-import io
 import itertools
 import json
 import logging
 import math
-import os
 import re
 import secrets
-import selectors
-import shutil
 import socket
-import socketserver
 import ssl
-import struct
-import sys
-import tempfile
 import threading
 import time
-import weakref
-import zlib
-from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
-from PIL import Image
 
 from nanobanana_django import standard_webhooks
 from nanobanana_django.dimensions import ASPECT_RATIOS, image_size
+from nanobanana_django.testing.images import JPEG_HEADER, bomb_png, png_header, render_image
+from nanobanana_django.testing.server import (
+    TLS,
+    BodyTooLarge,
+    Emulator,
+    Fault,
+    FaultQueue,
+    Handler,
+    command_line,
+    serve_in_foreground,
+)
 
 __all__ = [
     "DEFAULT_TOKEN",
@@ -307,62 +303,6 @@ def _parse_prefer_wait(header: str | None) -> int | None:
 
 # --------------------------------------------------------------------------- images
 
-
-def render_image(seed: str, size: tuple[int, int], output_format: str) -> bytes:
-    """Render a two-colour diagonal gradient, colours derived from ``seed``.
-
-    Cheap on purpose (4K: a PNG in under half a second, a JPEG in about 0.1 s): what
-    matters is a real, decodable image of the right size and format, different for each
-    prediction.
-    """
-    digest = hashlib.sha256(seed.encode()).digest()
-    first, second = tuple(digest[0:3]), tuple(digest[3:6])
-    mask = Image.linear_gradient("L").rotate(45, resample=Image.Resampling.BILINEAR, fillcolor=128)
-    tile = Image.composite(
-        Image.new("RGB", mask.size, first), Image.new("RGB", mask.size, second), mask
-    )
-    # Blend at 256x256 and scale up: twice as fast as blending at full size.
-    image = tile.resize(size, Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    if output_format == "png":
-        image.save(buffer, "PNG", compress_level=1)
-    else:
-        image.save(buffer, "JPEG", quality=85)
-    return buffer.getvalue()
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _png_header(width: int, height: int, bit_depth: int = 8, colour_type: int = 2) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
-
-
-_BOMB_SIDE = 30_000
-_bomb_lock = threading.Lock()
-_bomb_cache: bytes | None = None
-
-
-def _bomb_png() -> bytes:
-    """A valid 30000x30000 1-bit PNG: ~110 KB on the wire, 900 Mpx (112 MB) decoded."""
-    global _bomb_cache
-    with _bomb_lock:
-        if _bomb_cache is None:
-            row = b"\x00" * (1 + (_BOMB_SIDE + 7) // 8)
-            compressor = zlib.compressobj(9)
-            parts = [compressor.compress(row) for _ in range(_BOMB_SIDE)]
-            parts.append(compressor.flush())
-            _bomb_cache = (
-                _png_header(_BOMB_SIDE, _BOMB_SIDE, bit_depth=1, colour_type=0)
-                + _png_chunk(b"IDAT", b"".join(parts))
-                + _png_chunk(b"IEND", b"")
-            )
-        return _bomb_cache
-
-
-_JPEG_HEADER = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
 _NON_IMAGE = (
     b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>"
     b"<body><h1>502 Bad Gateway</h1><p>The CDN could not reach the origin.</p></body></html>\n"
@@ -415,14 +355,6 @@ _DOWNLOAD_FAULTS = {
     "server_error",
     "drop",
 }
-
-
-@dataclass
-class _Fault:
-    kind: str
-    site: str
-    remaining: int
-    options: dict[str, Any]
 
 
 # --------------------------------------------------------------------------- records
@@ -710,7 +642,7 @@ class _Delivery:
 # --------------------------------------------------------------------------- emulator
 
 
-class ReplicateEmulator:
+class ReplicateEmulator(Emulator):
     """Replicate's API on 127.0.0.1, with faults on demand.
 
     ``latency`` / ``queue_delay`` (seconds in ``processing`` / ``starting``) and the
@@ -719,6 +651,8 @@ class ReplicateEmulator:
     create_rejected, get, cancel, download, secret, unauthorized, webhook_delivery
     (POST attempts), webhook_delivered (2xx), webhook_gave_up, webhook_lost.
     """
+
+    log_name = "replicate emulator"
 
     def __init__(
         self,
@@ -730,12 +664,10 @@ class ReplicateEmulator:
         port: int = 0,
         https: bool = False,
     ) -> None:
+        super().__init__(host, port, TLS(host, "ReplicateEmulator") if https else None)
         self.token = token
-        self._tls: _TLS | None = _TLS(host) if https else None
         self.latency = latency
         self.queue_delay = queue_delay
-        self.host = host
-        self.port = port
         self.webhook_secret = standard_webhooks.new_secret()
         self.min_cancel_after = 5.0
         self.create_rate_limit: int | None = None
@@ -747,49 +679,30 @@ class ReplicateEmulator:
         self.webhook_retry_delays: tuple[float, ...] = (1, 2, 4, 8, 16, 30)
         self.webhook_timeout = 10.0
 
-        self.counts: Counter[str] = Counter()
         self.requests: list[RecordedRequest] = []
         self.create_times: list[float] = []
         self.webhook_attempts: list[WebhookAttempt] = []
 
-        self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._predictions: dict[str, _Prediction] = {}  # in creation order, so by list_key
         self._last_created_us = 0
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue(FAULT_KINDS)
         self._images: dict[str, bytes] = {}
         self._render_locks: dict[str, threading.Lock] = {}
         self._generation = 0
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._serve_thread: threading.Thread | None = None
         self._scheduler: _Scheduler | None = None
         self._http: httpx.Client | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
-    def start(self) -> ReplicateEmulator:
-        """Bind and serve in a daemon thread; returns self for chaining."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        tls = self._tls.server_context() if self._tls is not None else None
-        self._server = _Server((self.host, self.port), _Handler, self, tls)
-        self.port = self._server.server_address[1]
-        self._scheduler = _Scheduler()
-        self._serve_thread = threading.Thread(
-            target=self._server.serve_until_closed, name="replicate-emulator-http", daemon=True
-        )
-        self._serve_thread.start()
-        return self
+    def _handler(self) -> type[Handler]:
+        return _Handler
 
-    def stop(self) -> None:
-        """Stop serving, wake hanging requests, drop open connections and pending webhooks."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()  # first, so that requests woken below can no longer answer
-        self._stopping.set()
+    def _on_start(self) -> None:
+        self._scheduler = _Scheduler()
+
+    def _on_stop(self) -> None:
+        """Wake sync-mode waiters, drop pending webhooks and the webhook client."""
         with self._changed:
             self._changed.notify_all()
         if self._scheduler is not None:
@@ -799,24 +712,10 @@ class ReplicateEmulator:
             http, self._http = self._http, None
         if http is not None:
             http.close()
-        if self._serve_thread is not None:
-            self._serve_thread.join(timeout=5)
-            self._serve_thread = None
-
-    def __enter__(self) -> ReplicateEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         where = self.base_url if self._server is not None else "stopped"
         return f"<ReplicateEmulator {where} predictions={len(self._predictions)}>"
-
-    @property
-    def base_url(self) -> str:
-        """The API root (routes live under ``/v1/``), e.g. ``http://127.0.0.1:54321``."""
-        return f"{'https' if self._tls is not None else 'http'}://{self.host}:{self.port}"
 
     @property
     def https(self) -> bool:
@@ -908,18 +807,11 @@ class ReplicateEmulator:
         ``server_error``, ``hang`` and ``drop`` take ``on="create"|"get"|"cancel"|"download"``.
         Faults of one site are used oldest first; one ``hang`` may precede another fault.
         """
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
-        unknown = set(options) - FAULT_KINDS[kind]
-        if unknown:
-            raise TypeError(f"fault {kind!r} takes no option(s) {', '.join(sorted(unknown))}")
-        if times < 1:
-            raise ValueError("times must be at least 1")
+        self._faults.check(kind, times, options)
         site = _FIXED_SITES.get(kind) or options.get("on", "create")
         if site not in _REQUEST_SITES and kind not in _FIXED_SITES:
             raise ValueError(f"fault {kind!r}: 'on' must be one of {', '.join(_REQUEST_SITES)}")
-        with self._lock:
-            self._faults.append(_Fault(kind, site, times, dict(options)))
+        self._faults.add(kind, times, options, site)
 
     def expire_outputs(self) -> None:
         """Do what Replicate does after an hour: outputs gone, ``data_removed``, files 404."""
@@ -946,28 +838,8 @@ class ReplicateEmulator:
 
     # ----------------------------------------------------------------- internals
 
-    def _take_fault(self, site: str, kinds: Collection[str]) -> _Fault | None:
-        """Consume one use of the oldest queued fault of ``kinds`` at ``site``."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.site == site and fault.kind in kinds:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
-
-    def _sleep(self, seconds: float) -> None:
-        """Sleep for a ``hang`` fault, but wake up at once when the emulator stops."""
-        self._stopping.wait(seconds)
-
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def _count(self, name: str) -> None:
-        with self._lock:
-            self.counts[name] += 1
+    def _take_fault(self, site: str, kinds: Collection[str]) -> Fault | None:
+        return self._faults.take(kinds, site)
 
     def _rate_limited(self) -> int | None:
         """Seconds until another create is allowed, or None when under the limit."""
@@ -1310,235 +1182,22 @@ class ReplicateEmulator:
 
 # --------------------------------------------------------------------------- HTTP layer
 
-_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-
-
-def _import_trustme() -> Any:
-    try:
-        import trustme
-    except ImportError:
-        raise ImportError(
-            "ReplicateEmulator(https=True) makes its certificate with trustme, which is not "
-            'installed: pip install "nanobanana-django[testing]"'
-        ) from None
-    return trustme
-
-
-class _TLS:
-    """A throwaway CA and a loopback certificate it signed; the CA's PEM lives in a temp dir."""
-
-    def __init__(self, host: str) -> None:
-        trustme = _import_trustme()
-        self.ca = trustme.CA(organization_name="nanobanana-django Replicate emulator")
-        names = list(_LOOPBACK_NAMES)
-        if host not in names and host not in ("0.0.0.0", "::", ""):
-            names.append(host)
-        self.certificate = self.ca.issue_cert(*names)
-        directory = tempfile.mkdtemp(prefix="replicate-emulator-tls-")
-        weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
-        self.ca_cert_path = os.path.join(directory, "ca.pem")
-        self.ca.cert_pem.write_to_path(self.ca_cert_path)
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.certificate.configure_cert(context)
-        return context
-
-
-class _Server(ThreadingHTTPServer):
-    """Threading server that knows its emulator and can cut open keep-alive connections."""
-
-    daemon_threads = True
-    block_on_close = False  # stop() must not wait for a hanging handler
-    allow_reuse_address = True
-    request_queue_size = 128  # bursts of parallel clients (the default 5 resets some)
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        emulator: ReplicateEmulator,
-        tls: ssl.SSLContext | None = None,
-    ) -> None:
-        self.emulator = emulator
-        self.tls = tls
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        self._closing = threading.Event()
-        self._closed = threading.Event()
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind() does a reverse DNS lookup (getfqdn) that can stall.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        """Accept; under TLS the handshake is left to the handler's thread, not the acceptor."""
-        connection, address = super().get_request()
-        if self.tls is not None:
-            connection = self.tls.wrap_socket(
-                connection, server_side=True, do_handshake_on_connect=False
-            )
-        return connection, address
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def serve_until_closed(self) -> None:
-        """Accept connections until close(); unlike serve_forever() it stops without polling."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self, selectors.EVENT_READ)
-            selector.register(self._wake_reader, selectors.EVENT_READ)
-            while not self._closing.is_set():
-                for key, _ in selector.select():
-                    if key.fileobj is self and not self._closing.is_set():
-                        self._handle_request_noblock()
-        self._closed.set()
-
-    def close(self) -> None:
-        """Stop accepting, cut kept-alive connections (nothing answers after stop()), close."""
-        self._closing.set()
-        with contextlib.suppress(OSError):
-            self._wake_writer.send(b"x")
-        self._closed.wait(timeout=5)
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        self.server_close()
-        self._wake_reader.close()
-        self._wake_writer.close()
-
-
 _CREATE_ROUTE = re.compile(r"/v1/models/([^/]+)/([^/]+)/predictions/?")
 _LIST_ROUTE = re.compile(r"/v1/predictions/?")
 _GET_ROUTE = re.compile(r"/v1/predictions/([a-z0-9]+)/?")
 _CANCEL_ROUTE = re.compile(r"/v1/predictions/([a-z0-9]+)/cancel/?")
 _SECRET_ROUTE = re.compile(r"/v1/webhooks/default/secret/?")
 _FILE_ROUTE = re.compile(r"/files/([a-z0-9]+)/output\.([a-z]+)")
-_MAX_DRAIN = 64 * 1024 * 1024
-_HANDSHAKE_TIMEOUT = 10.0
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(Handler):
     """Protocol layer: parse, authenticate, route; state lives in the emulator."""
 
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server_version = "ReplicateEmulator/1.0"
-    sys_version = ""
-    server: _Server
+    emulator: ReplicateEmulator
 
-    def handle(self) -> None:
-        if isinstance(self.connection, ssl.SSLSocket):
-            try:
-                self.connection.settimeout(_HANDSHAKE_TIMEOUT)
-                self.connection.do_handshake()
-                self.connection.settimeout(None)
-            except OSError as exc:  # a client that does not trust us, or speaks plain HTTP
-                logger.debug("replicate emulator: TLS handshake failed: %s", exc)
-                return
-        super().handle()
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("replicate emulator: " + format, *args)
-
-    # ------------------------------------------------------------- plumbing
-
-    @property
-    def emulator(self) -> ReplicateEmulator:
-        return self.server.emulator
-
-    def _handle(self) -> None:
-        try:
-            self._route()
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-            self.close_connection = True  # the client gave up (timeout tests): fine
-        except Exception:
-            logger.exception("replicate emulator: error handling %s %s", self.command, self.path)
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self._problem(500, "The emulator crashed; see its log.", "Internal Server Error")
-
-    def _read_body(self, limit: int) -> bytes:
-        """Read the request body; raise _BodyTooLarge (after draining it) beyond ``limit``."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks, total = [], 0
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunk = self.rfile.read(size)
-                self.rfile.readline()
-                total += size
-                if total <= limit:
-                    chunks.append(chunk)
-                elif total > _MAX_DRAIN:
-                    self.close_connection = True
-                    raise _BodyTooLarge
-            if total > limit:
-                raise _BodyTooLarge
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > limit:
-            if length > _MAX_DRAIN:
-                self.close_connection = True
-            else:  # drain, so that the client reads our 413 instead of a reset
-                remaining = length
-                while remaining > 0:
-                    chunk = self.rfile.read(min(remaining, 1 << 20))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
-            raise _BodyTooLarge
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str = "application/json",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+    def _crashed(self) -> None:
+        self._problem(500, "The emulator crashed; see its log.", "Internal Server Error")
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json", headers)
@@ -1561,7 +1220,7 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
-    def _request_fault(self, site: str, kinds: Collection[str]) -> _Fault | None:
+    def _request_fault(self, site: str, kinds: Collection[str]) -> Fault | None:
         """Apply a ``hang`` at this site, then return the answering fault of ``kinds``, if any."""
         emulator = self.emulator
         hang = emulator._take_fault(site, {"hang"})
@@ -1580,7 +1239,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer_server_error(fault)
         return True
 
-    def _answer_server_error(self, fault: _Fault) -> None:
+    def _answer_server_error(self, fault: Fault) -> None:
         status = int(fault.options.get("status", 500))
         detail = str(fault.options.get("detail", "An internal error occurred. Please try again."))
         self._problem(status, detail)
@@ -1593,7 +1252,7 @@ class _Handler(BaseHTTPRequestHandler):
         is_create = self.command == "POST" and _CREATE_ROUTE.fullmatch(path) is not None
         try:
             body, too_large = self._read_body(emulator.max_request_bytes), False
-        except _BodyTooLarge:
+        except BodyTooLarge:
             body, too_large = b"", True
         except ValueError:
             self.close_connection = True
@@ -1728,7 +1387,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(201, prediction)
 
-    def _reject_with_fault(self, fault: _Fault, reject: Callable[..., None]) -> None:
+    def _reject_with_fault(self, fault: Fault, reject: Callable[..., None]) -> None:
         if fault.kind == "throttle":
             retry_after = fault.options.get("retry_after", 1)
             unit = "second" if retry_after == 1 else "seconds"
@@ -1838,13 +1497,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "non_image":
             self._send(200, _NON_IMAGE, content_type)
         elif kind == "bomb":
-            self._send(200, _bomb_png(), "image/png")
+            self._send(200, bomb_png(), "image/png")
         elif kind == "truncated":
             data = emulator._image(prediction)
             self._send(200, data[: len(data) // 2], content_type)
         elif kind == "oversized":
             width, height = prediction.size
-            head = _png_header(width, height) if extension == "png" else _JPEG_HEADER
+            head = png_header(width, height) if extension == "png" else JPEG_HEADER
             self._stream(
                 int(fault.options.get("size", 60 * 1024 * 1024)),
                 head,
@@ -1880,12 +1539,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the emulator in the foreground until Ctrl-C."""
-    parser = argparse.ArgumentParser(
-        prog="python -m nanobanana_django.testing.replicate",
-        description="Emulate Replicate's HTTP API (nano-banana models) on this machine.",
+    parser = command_line(
+        "python -m nanobanana_django.testing.replicate",
+        "Emulate Replicate's HTTP API (nano-banana models) on this machine.",
+        port=8765,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
     parser.add_argument("--latency", type=float, default=3.0, help="seconds spent processing")
     parser.add_argument("--queue-delay", type=float, default=0.0, help="seconds spent starting")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="API token to accept")
@@ -1893,8 +1551,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--https", action="store_true", help="serve TLS with a certificate from a fresh local CA"
     )
     args = parser.parse_args(argv)
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     emulator = ReplicateEmulator(
         token=args.token,
         latency=args.latency,
@@ -1903,22 +1559,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         https=args.https,
     )
-    emulator.start()
-    print(f"Replicate emulator serving at {emulator.base_url} (Ctrl-C to stop)")
-    print(f"REPLICATE_BASE_URL={emulator.base_url}")
-    print(f"REPLICATE_API_TOKEN={emulator.token}")
-    print(f"webhook secret: {emulator.webhook_secret}")
-    if emulator.ca_cert_path is not None:
-        print(f"SSL_CERT_FILE={emulator.ca_cert_path}  (the CA to trust; httpx honours it)")
-    sys.stdout.flush()
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+
+    def banner() -> Iterable[str]:
+        yield f"Replicate emulator serving at {emulator.base_url} (Ctrl-C to stop)"
+        yield f"REPLICATE_BASE_URL={emulator.base_url}"
+        yield f"REPLICATE_API_TOKEN={emulator.token}"
+        yield f"webhook secret: {emulator.webhook_secret}"
+        if emulator.ca_cert_path is not None:
+            yield f"SSL_CERT_FILE={emulator.ca_cert_path}  (the CA to trust; httpx honours it)"
+
+    return serve_in_foreground(emulator, banner)
 
 
 if __name__ == "__main__":
