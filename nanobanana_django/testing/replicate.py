@@ -10,7 +10,9 @@ can be told to misbehave in every way we have to survive (the faults are listed 
 Prediction status is computed from the clock rather than driven by per-prediction
 threads, so thousands of predictions cost nothing; one scheduler thread wakes up when a
 prediction with a webhook finishes and delivers it. Standard library, Pillow and httpx
-only (plus trustme for HTTPS), and no Django: it must run before (and without) settings.
+(plus trustme for HTTPS); it takes the models' inputs from ``REPLICATE_MODELS`` and reads
+``Cancel-After`` with the app's own ``parse_duration``, neither of which needs Django
+settings, so it runs before (and without) them.
 
 With ``https=True`` it serves TLS on loopback with a certificate from a CA made at
 construction (needs ``trustme``: ``pip install "nanobanana-django[testing]"``), so that
@@ -49,7 +51,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 
 from nanobanana_django import standard_webhooks
-from nanobanana_django.dimensions import ASPECT_RATIOS, image_size
+from nanobanana_django.conf import parse_duration
+from nanobanana_django.dimensions import image_size
+from nanobanana_django.providers.replicate_models import REPLICATE_MODELS
+from nanobanana_django.specs import ModelSpec
 from nanobanana_django.testing.images import JPEG_HEADER, bomb_png, png_header, render_image
 from nanobanana_django.testing.server import (
     TLS,
@@ -83,7 +88,6 @@ WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 DEFAULT_WEBHOOK_EVENTS = frozenset({"output", "logs", "completed"})
 """What Replicate sends when no filter is given ("new outputs or the prediction has finished")."""
 
-MAX_IMAGE_INPUTS = 14
 LIST_PAGE_SIZE = 100
 MAX_WAIT_SECONDS = 60
 DEFAULT_FAIL_ERROR = (
@@ -102,48 +106,24 @@ class _InputField:
     kind: str
     choices: tuple[str, ...] = ()
     required: bool = False
+    max_items: int = 0
 
 
-_PRO_EXCLUDED_RATIOS = {"1:4", "4:1", "1:8", "8:1"}
-_NB2_RATIOS = ("match_input_image", *ASPECT_RATIOS)
-_PRO_RATIOS = tuple(r for r in _NB2_RATIOS if r not in _PRO_EXCLUDED_RATIOS)
+def _schema(spec: ModelSpec) -> dict[str, _InputField]:
+    """The inputs Replicate checks for a model, from the spec this app validates against."""
+    schema = {
+        "prompt": _InputField("string", required=True),
+        "image_input": _InputField("uri_array", max_items=spec.max_image_inputs),
+    }
+    schema.update((name, _InputField("enum", tuple(c))) for name, c in spec.choices.items())
+    schema.update((name, _InputField("boolean")) for name in spec.booleans)
+    return schema
+
 
 MODELS: dict[str, dict[str, _InputField]] = {
-    "google/nano-banana-2": {
-        "prompt": _InputField("string", required=True),
-        "image_input": _InputField("uri_array"),
-        "aspect_ratio": _InputField("enum", _NB2_RATIOS),
-        "resolution": _InputField("enum", ("1K", "2K", "4K")),
-        "google_search": _InputField("boolean"),
-        "image_search": _InputField("boolean"),
-        "output_format": _InputField("enum", ("jpg", "png")),
-    },
-    "google/nano-banana-pro": {
-        "prompt": _InputField("string", required=True),
-        "image_input": _InputField("uri_array"),
-        "aspect_ratio": _InputField("enum", _PRO_RATIOS),
-        "resolution": _InputField("enum", ("1K", "2K", "4K")),
-        "google_search": _InputField("boolean"),
-        "image_search": _InputField("boolean"),
-        "output_format": _InputField("enum", ("jpg", "png")),
-        "safety_filter_level": _InputField(
-            "enum", ("block_low_and_above", "block_medium_and_above", "block_only_high")
-        ),
-    },
-    "google/nano-banana": {
-        "prompt": _InputField("string", required=True),
-        "image_input": _InputField("uri_array"),
-        "output_format": _InputField("enum", ("jpg", "png")),
-    },
+    name: _schema(spec) for name, spec in REPLICATE_MODELS.items()
 }
-"""The official models the emulator serves, with their input schemas (PROVIDERS.md)."""
-
-_MODEL_DEFAULTS: dict[str, dict[str, str]] = {
-    "google/nano-banana-2": {"aspect_ratio": "match_input_image", "resolution": "1K"},
-    "google/nano-banana-pro": {"aspect_ratio": "match_input_image", "resolution": "2K"},
-    # No size inputs: Gemini 2.5 Flash Image answers a text-only prompt with a square.
-    "google/nano-banana": {"aspect_ratio": "1:1", "resolution": "1K"},
-}
+"""The official models the emulator serves, with their input schemas (``REPLICATE_MODELS``)."""
 
 _REQUEST_KEYS = {"input", "webhook", "webhook_events_filter", "stream"}
 """Top-level body keys of the official-model create route (``stream`` is deprecated)."""
@@ -242,8 +222,8 @@ def validate_prediction_request(model: str, payload: Any) -> list[dict[str, str]
         elif spec.kind == "uri_array" and not isinstance(value, list):
             wrong_type(where, "array", value)
         elif spec.kind == "uri_array":
-            if len(value) > MAX_IMAGE_INPUTS:
-                add("array_max_items", where, f"Array must have at most {MAX_IMAGE_INPUTS} items")
+            if len(value) > spec.max_items:
+                add("array_max_items", where, f"Array must have at most {spec.max_items} items")
             for i, item in enumerate(value):
                 if not isinstance(item, str):
                     wrong_type(f"{where}.{i}", "string", item)
@@ -261,28 +241,7 @@ def _validation_detail(errors: Sequence[dict[str, str]]) -> str:
     return "".join(lines)
 
 
-# --------------------------------------------------------------------------- durations
-
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_PLAIN_SECONDS = re.compile(r"\d+(?:\.\d+)?")
-
-
-def parse_duration(text: str) -> float:
-    """Parse a ``Cancel-After`` value (Go-style ``1h30m``, ``500ms``; bare numbers are seconds)."""
-    text = text.strip()
-    if _PLAIN_SECONDS.fullmatch(text):
-        return float(text)
-    total, position = 0.0, 0
-    while position < len(text):
-        match = _DURATION_PART.match(text, position)
-        if match is None:
-            raise ValueError(f"invalid duration {text!r}")
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    if position == 0:
-        raise ValueError("empty duration")
-    return total
+# --------------------------------------------------------------------------- headers
 
 
 def _parse_prefer_wait(header: str | None) -> int | None:
@@ -301,15 +260,12 @@ def _parse_prefer_wait(header: str | None) -> int | None:
     return None
 
 
-# --------------------------------------------------------------------------- images
+# --------------------------------------------------------------------------- faults
 
 _NON_IMAGE = (
     b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>"
     b"<body><h1>502 Bad Gateway</h1><p>The CDN could not reach the origin.</p></body></html>\n"
 )
-
-
-# --------------------------------------------------------------------------- faults
 
 FAULT_KINDS: dict[str, frozenset[str]] = {
     "throttle": frozenset({"retry_after"}),
@@ -855,11 +811,12 @@ class ReplicateEmulator(Emulator):
 
     def _create(self, model: str, payload: dict[str, Any], cancel_after: float | None) -> str:
         data = payload["input"]
-        defaults = _MODEL_DEFAULTS[model]
-        output_format = data.get("output_format", "jpg")
+        defaults = REPLICATE_MODELS[model].defaults
+        output_format = data.get("output_format", defaults.get("output_format", "jpg"))
+        # Without size inputs (nano-banana), Gemini 2.5 Flash Image answers with a 1K square.
         size = image_size(
-            data.get("aspect_ratio", defaults["aspect_ratio"]),
-            data.get("resolution", defaults["resolution"]),
+            data.get("aspect_ratio", defaults.get("aspect_ratio", "1:1")),
+            data.get("resolution", defaults.get("resolution", "1K")),
         )
         webhook = payload.get("webhook")
         events = payload.get("webhook_events_filter")
