@@ -1410,20 +1410,19 @@ class _Handler(Handler):
         self._json(200, {"next": link(older), "previous": link(newer), "results": page})
 
     def _get(self, prediction_id: str) -> None:
-        self.emulator._count("get")
-        if self._answered_by_fault("get"):
-            return
-        prediction = self.emulator._snapshot(prediction_id)
-        if prediction is None:
-            self._problem(404, "The requested prediction could not be found.", "Not found")
-        else:
-            self._json(200, prediction)
+        self._answer_prediction("get", self.emulator._snapshot, prediction_id)
 
     def _cancel(self, prediction_id: str) -> None:
-        self.emulator._count("cancel")
-        if self._answered_by_fault("cancel"):
+        self._answer_prediction("cancel", self.emulator._cancel, prediction_id)
+
+    def _answer_prediction(
+        self, site: str, action: Callable[[str], dict[str, Any] | None], prediction_id: str
+    ) -> None:
+        """Count, apply a fault queued for ``site``, else answer with ``action``'s prediction."""
+        self.emulator._count(site)
+        if self._answered_by_fault(site):
             return
-        prediction = self.emulator._cancel(prediction_id)
+        prediction = action(prediction_id)
         if prediction is None:
             self._problem(404, "The requested prediction could not be found.", "Not found")
         else:
