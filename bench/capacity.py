@@ -221,7 +221,7 @@ def one_image_per_size() -> Iterator[None]:
     machine, 10 ms of CPU per 1K JPEG: work Replicate does on its own machines. Every
     check still runs on every download (the bytes are a real JPEG).
     """
-    from nanobanana_django.testing import emulator
+    from nanobanana_django.testing import replicate as emulator
 
     render = emulator.render_image
     emulator.render_image = functools.cache(lambda seed, size, fmt: render("bench", size, fmt))

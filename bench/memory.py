@@ -58,7 +58,7 @@ def main() -> None:
 
 
 def run(workdir: Path) -> None:
-    from nanobanana_django.testing import emulator as emulator_module
+    from nanobanana_django.testing import replicate as emulator_module
 
     own_renderer = emulator_module.render_image
     results = {}

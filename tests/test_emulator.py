@@ -24,9 +24,14 @@ import pytest
 from PIL import Image
 
 from nanobanana_django.dimensions import image_size
+from nanobanana_django.providers.replicate_models import REPLICATE_MODELS, validate_input
 from nanobanana_django.standard_webhooks import verify
 from nanobanana_django.testing import ReplicateEmulator
-from nanobanana_django.testing.emulator import parse_duration, render_image
+from nanobanana_django.testing.emulator import (
+    parse_duration,
+    render_image,
+    validate_prediction_request,
+)
 
 NB2 = "/v1/models/google/nano-banana-2/predictions"
 PRO = "/v1/models/google/nano-banana-pro/predictions"
@@ -290,6 +295,28 @@ def test_valid_full_inputs_are_accepted(client: httpx.Client) -> None:
     assert create(client, NANO, input={"prompt": "x", "output_format": "jpg"}).status_code == 201
 
 
+@pytest.mark.parametrize("spec", REPLICATE_MODELS.values(), ids=lambda spec: spec.name)
+def test_the_emulator_takes_what_the_app_sends_and_refuses_what_it_refuses(spec) -> None:
+    """The emulator's schemas come from REPLICATE_MODELS: the two cannot drift apart."""
+
+    def errors(**data: Any) -> list[dict[str, str]]:
+        return validate_prediction_request(spec.name, {"input": {"prompt": "x", **data}})
+
+    assert validate_prediction_request(spec.name, {"input": validate_input(spec.name, "x")}) == []
+    for name, choices in spec.choices.items():
+        assert all(errors(**{name: value}) == [] for value in choices)
+        assert [e["field"] for e in errors(**{name: "nope"})] == [f"input.{name}"]
+    for name in spec.booleans:
+        assert errors(**{name: True}) == []
+        assert [e["field"] for e in errors(**{name: "yes"})] == [f"input.{name}"]
+    images = ["https://example.com/a.png"] * spec.max_image_inputs
+    assert errors(image_input=images) == []
+    [error] = errors(image_input=[*images, images[0]])
+    assert error["type"] == "array_max_items"
+    assert str(spec.max_image_inputs) in error["description"]
+    assert [e["description"] for e in errors(seed=1)] == ["Additional property seed is not allowed"]
+
+
 def test_non_json_and_oversized_bodies(emu: ReplicateEmulator, client: httpx.Client) -> None:
     assert_problem(client.post(NB2, content=b"{nope"), 400, "JSON")
     emu.max_request_bytes = 1000
@@ -305,14 +332,15 @@ def test_non_json_and_oversized_bodies(emu: ReplicateEmulator, client: httpx.Cli
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("30s", 30), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("45", 45), ("1.5s", 1.5)],
+    [("30s", 30), ("5m", 300), ("1h30m", 5400), ("1h30m45s", 5445), ("500ms", 0.5), ("45", 45)],
 )
 def test_parse_duration(value: str, seconds: float) -> None:
     assert parse_duration(value) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("value", ["", "soon", "5x", "s", "1h 30m"])
+@pytest.mark.parametrize("value", ["", "soon", "5x", "s", "1h 30m", "1.5s", "0.2"])
 def test_parse_duration_rejects_garbage(value: str) -> None:
+    """Whole numbers of h, m, s (and ms, for fast tests): Replicate documents no fractions."""
     with pytest.raises(ValueError):
         parse_duration(value)
 
@@ -332,7 +360,7 @@ def test_cancel_after_while_processing_cancels(
     emu: ReplicateEmulator, client: httpx.Client
 ) -> None:
     emu.latency = 2.0
-    response = create(client, headers={"Cancel-After": "0.2", "Prefer": "wait=5"})
+    response = create(client, headers={"Cancel-After": "200ms", "Prefer": "wait=5"})
     prediction = response.json()
     assert prediction["status"] == "canceled"
     assert prediction["started_at"] is not None and prediction["output"] is None
@@ -343,6 +371,7 @@ def test_cancel_after_minimum_and_syntax(emu: ReplicateEmulator, client: httpx.C
     emu.min_cancel_after = 5.0
     assert_problem(create(client, headers={"Cancel-After": "4s"}), 422, "minimum")
     assert_problem(create(client, headers={"Cancel-After": "soon"}), 422, "Cancel-After")
+    assert_problem(create(client, headers={"Cancel-After": "5.5s"}), 422, "invalid duration")
     assert create(client, headers={"Cancel-After": "5s"}).status_code == 201
     assert emu.created_count == 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import signal
 import subprocess
@@ -149,6 +150,21 @@ def test_bad_bodies_are_400s_naming_the_field(
 
     assert_error(response, 400, "INVALID_ARGUMENT", field)
     assert emu.counts["generate"] == 0 and emu.counts["rejected"] == 1
+
+
+def test_an_oversized_body_is_a_400_the_client_reads_and_the_connection_survives(
+    emu: GeminiEmulator, client: httpx.Client
+) -> None:
+    big = body("x" * (21 * 1024 * 1024))
+    for _ in range(3):
+        assert_error(client.post(FLASH, json=big), 400, "INVALID_ARGUMENT", "payload size")
+    assert client.post(FLASH, json=body()).status_code == 200
+    assert emu.counts["rejected"] == 3 and emu.counts["generate"] == 1
+
+
+def test_a_chunked_body_is_read_like_any_other(client: httpx.Client) -> None:
+    chunks = iter([json.dumps(body()).encode()])
+    answer_image(client.post(FLASH, content=chunks, headers={"content-type": "application/json"}))
 
 
 def test_each_model_accepts_its_own_ratios_and_sizes(client: httpx.Client) -> None:

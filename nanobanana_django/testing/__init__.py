@@ -1,8 +1,10 @@
-"""Test helpers: a local Replicate API emulator and its pytest fixture.
+"""Test helpers: local emulators of the Replicate and Gemini APIs, and pytest fixtures.
 
-Nothing here imports Django, so the emulator also runs from scripts and the command line.
-The emulator module is imported lazily, so that ``python -m
-nanobanana_django.testing.emulator`` does not find it half-imported (runpy warns then).
+One module per provider (:mod:`.replicate`, :mod:`.gemini`) on what they share
+(:mod:`.server`, :mod:`.images`). None needs Django settings, so the emulators also run
+from scripts and the command line. The Replicate module is imported lazily, so that
+``python -m nanobanana_django.testing.replicate`` does not find it half-imported (runpy
+warns then).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nanobanana_django.testing.emulator import (
+    from nanobanana_django.testing.replicate import (
         RecordedRequest,
         ReplicateEmulator,
         WebhookAttempt,
@@ -21,7 +23,7 @@ __all__ = ["RecordedRequest", "ReplicateEmulator", "WebhookAttempt"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from nanobanana_django.testing import emulator
+        from nanobanana_django.testing import replicate
 
-        return getattr(emulator, name)
+        return getattr(replicate, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

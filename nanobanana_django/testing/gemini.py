@@ -15,10 +15,8 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
-import contextlib
 import hashlib
 import io
 import json
@@ -26,22 +24,25 @@ import logging
 import math
 import re
 import secrets
-import selectors
-import socket
-import socketserver
-import threading
 import time
-from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
 from nanobanana_django.dimensions import ASPECT_RATIOS, image_size
-from nanobanana_django.testing.emulator import render_image
+from nanobanana_django.testing.images import render_image
+from nanobanana_django.testing.server import (
+    BodyTooLarge,
+    Emulator,
+    Fault,
+    FaultQueue,
+    Handler,
+    command_line,
+    serve_in_foreground,
+)
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -253,13 +254,6 @@ _REFUSAL_TEXT = "I can't make that image. Try describing something else."
 _NON_IMAGE = b"<!DOCTYPE html><html><body>This is not an image.</body></html>\n"
 
 
-@dataclass
-class _Fault:
-    kind: str
-    remaining: int
-    options: dict[str, Any]
-
-
 @dataclass(frozen=True)
 class RecordedGeminiRequest:
     """One request as the emulator received it, with the API key redacted.
@@ -286,7 +280,7 @@ class _Answer:
 # --------------------------------------------------------------------------- emulator
 
 
-class GeminiEmulator:
+class GeminiEmulator(Emulator):
     """Google's Gemini API on 127.0.0.1, with faults on demand.
 
     Public attributes may be changed at any time: ``latency`` (seconds spent on each
@@ -301,6 +295,8 @@ class GeminiEmulator:
     per fault kind applied.
     """
 
+    log_name = "gemini emulator"
+
     def __init__(
         self,
         api_key: str = DEFAULT_API_KEY,
@@ -313,6 +309,7 @@ class GeminiEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(host, port)
         self.api_key = api_key
         self.latency = latency
         self.models: frozenset[str] = frozenset(MODELS if models is None else models)
@@ -320,61 +317,22 @@ class GeminiEmulator:
         self.thoughts = thoughts
         self.quota_per_minute = quota_per_minute
         self.require_thought_signatures = True
-        self.host = host
-        self.port = port
 
-        self.counts: Counter[str] = Counter()
         self.requests: list[RecordedGeminiRequest] = []
         self.calls_in_flight = 0
         self.max_in_flight = 0
 
-        self._lock = threading.Lock()
-        self._faults: list[_Fault] = []
+        self._faults = FaultQueue(FAULT_KINDS)
         self._accepted_times: list[float] = []
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._serve_thread: threading.Thread | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
-    def start(self) -> GeminiEmulator:
-        """Bind and serve in a daemon thread; returns self for chaining."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server((self.host, self.port), _Handler, self)
-        self.port = self._server.server_address[1]
-        self._serve_thread = threading.Thread(
-            target=self._server.serve_until_closed, name="gemini-emulator-http", daemon=True
-        )
-        self._serve_thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; hanging and slow calls wake up and their connections are cut."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        self._stopping.set()
-        if self._serve_thread is not None:
-            self._serve_thread.join(timeout=5)
-            self._serve_thread = None
-
-    def __enter__(self) -> GeminiEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def _handler(self) -> type[Handler]:
+        return _Handler
 
     def __repr__(self) -> str:
         where = self.base_url if self._server is not None else "stopped"
         return f"<GeminiEmulator {where} generated={self.counts['generate']}>"
-
-    @property
-    def base_url(self) -> str:
-        """The API root (routes live under ``/v1beta/``), e.g. ``http://127.0.0.1:54321``."""
-        return f"http://{self.host}:{self.port}"
 
     def settings(self, alias: str = "gemini") -> dict[str, Any]:
         """``NANOBANANA`` keys that send generations to this emulator through ``alias``."""
@@ -412,17 +370,10 @@ class GeminiEmulator:
         ``hang`` (option ``seconds=30``) waits before anything else happens, then the call
         goes on as usual (or meets the next fault).
         """
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
-        unknown = set(options) - FAULT_KINDS[kind]
-        if unknown:
-            raise TypeError(f"fault {kind!r} takes no option(s) {', '.join(sorted(unknown))}")
-        if times < 1:
-            raise ValueError("times must be at least 1")
+        self._faults.check(kind, times, options)
         if kind == "server_error" and int(options.get("status", 500)) not in _SERVER_MESSAGES:
             raise ValueError("server_error: status must be 500, 503 or 504")
-        with self._lock:
-            self._faults.append(_Fault(kind, times, dict(options)))
+        self._faults.add(kind, times, options)
 
     def reset(self) -> None:
         """Forget counters, recorded requests, faults and the quota window."""
@@ -435,24 +386,11 @@ class GeminiEmulator:
 
     # ----------------------------------------------------------------- internals
 
-    def _take_fault(self, kinds: Collection[str]) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.kind in kinds:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    self.counts[fault.kind] += 1
-                    return fault
-        return None
-
-    def _count(self, name: str) -> None:
-        with self._lock:
-            self.counts[name] += 1
-
-    def _record(self, request: RecordedGeminiRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
+    def _take_fault(self, kinds: Collection[str]) -> Fault | None:
+        fault = self._faults.take(kinds)
+        if fault is not None:
+            self._count(fault.kind)
+        return fault
 
     def _enter(self) -> None:
         with self._lock:
@@ -462,11 +400,6 @@ class GeminiEmulator:
     def _leave(self) -> None:
         with self._lock:
             self.calls_in_flight -= 1
-
-    def _sleep(self, seconds: float) -> None:
-        """Sleep, but wake up at once when the emulator stops."""
-        if seconds > 0:
-            self._stopping.wait(seconds)
 
     def _check_quota(self) -> None:
         """Admit one call under ``quota_per_minute`` or raise a 429 saying when to retry."""
@@ -601,7 +534,7 @@ class GeminiEmulator:
         }
 
 
-def _fault_rejection(fault: _Fault) -> _Rejection:
+def _fault_rejection(fault: Fault) -> _Rejection:
     if fault.kind == "throttle":
         return _throttled(fault.options.get("retry_delay", "3s"))
     if fault.kind == "permission_denied":
@@ -829,126 +762,35 @@ def _nearest_ratio(data: bytes, ratios: Sequence[str]) -> str:
 # --------------------------------------------------------------------------- HTTP layer
 
 
-class _Server(ThreadingHTTPServer):
-    """A thread per connection; can cut open keep-alive connections when stopping."""
-
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 512  # hundreds of parallel slow calls connect at once
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        handler: type[BaseHTTPRequestHandler],
-        emulator: GeminiEmulator,
-    ) -> None:
-        self.emulator = emulator
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        self._closing = threading.Event()
-        self._closed = threading.Event()
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind() does a reverse DNS lookup (getfqdn) that can stall.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def serve_until_closed(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self, selectors.EVENT_READ)
-            selector.register(self._wake_reader, selectors.EVENT_READ)
-            while not self._closing.is_set():
-                for key, _ in selector.select():
-                    if key.fileobj is self and not self._closing.is_set():
-                        self._handle_request_noblock()
-        self._closed.set()
-
-    def close(self) -> None:
-        self._closing.set()
-        with contextlib.suppress(OSError):
-            self._wake_writer.send(b"x")
-        self._closed.wait(timeout=5)
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        self.server_close()
-        self._wake_reader.close()
-        self._wake_writer.close()
-
-
 _GENERATE_ROUTE = re.compile(r"/v1beta/models/([A-Za-z0-9._-]+):generateContent")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(Handler):
     server_version = "GeminiEmulator/1.0"
-    sys_version = ""
-    server: _Server
+    emulator: GeminiEmulator
 
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("gemini emulator: " + format, *args)
-
-    @property
-    def emulator(self) -> GeminiEmulator:
-        return self.server.emulator
-
-    def _handle(self) -> None:
-        try:
-            self._route()
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
-            self.close_connection = True
-        except Exception:
-            logger.exception("gemini emulator: error handling %s", self.command)
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self._error(_Rejection(500, "The emulator crashed; see its log."))
+    def _crashed(self) -> None:
+        self._error(_Rejection(500, "The emulator crashed; see its log."))
 
     def _send_json(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self._send(status, json.dumps(payload).encode(), "application/json; charset=UTF-8")
 
     def _error(self, rejection: _Rejection) -> None:
         self._send_json(rejection.code, rejection.body())
 
-    def _read_body(self) -> bytes | None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_REQUEST_BYTES:
+    def _body(self) -> bytes | None:
+        """The request body, or None when it is over Google's limit."""
+        try:
+            return self._read_body(MAX_REQUEST_BYTES)
+        except (BodyTooLarge, ValueError):
             self.close_connection = True
             return None
-        return self.rfile.read(length) if length > 0 else b""
 
     def _route(self) -> None:
         emulator = self.emulator
         parts = urlsplit(self.path)
         query = parse_qsl(parts.query, keep_blank_values=True)
-        body = self._read_body()
+        body = self._body()
         try:
             payload = json.loads(body) if body else None
         except (ValueError, UnicodeDecodeError):
@@ -1024,31 +866,22 @@ class _Handler(BaseHTTPRequestHandler):
                 ],
             )
 
-    def _drop(self) -> None:
-        """Close the connection without a byte of answer."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
 
 # --------------------------------------------------------------------------- CLI
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the emulator in the foreground until Ctrl-C."""
-    parser = argparse.ArgumentParser(
-        prog="python -m nanobanana_django.testing.gemini",
-        description="Emulate Google's Gemini API (generateContent, image models) locally.",
+    parser = command_line(
+        "python -m nanobanana_django.testing.gemini",
+        "Emulate Google's Gemini API (generateContent, image models) locally.",
+        port=8766,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8766, help="port (0 picks a free one)")
     parser.add_argument("--latency", type=float, default=3.0, help="seconds spent per call")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="API key to accept")
     parser.add_argument("--jpeg", action="store_true", help="answer JPEG instead of PNG")
     parser.add_argument("--quota-per-minute", type=int, default=None, help="429 beyond this")
     args = parser.parse_args(argv)
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     emulator = GeminiEmulator(
         api_key=args.api_key,
         latency=args.latency,
@@ -1057,18 +890,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
     )
-    emulator.start()
-    print(f"Gemini emulator serving at {emulator.base_url} (Ctrl-C to stop)")
-    print(f"GEMINI_BASE_URL={emulator.base_url}")
-    print(f"GEMINI_API_KEY={emulator.api_key}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+
+    def banner() -> Iterable[str]:
+        yield f"Gemini emulator serving at {emulator.base_url} (Ctrl-C to stop)"
+        yield f"GEMINI_BASE_URL={emulator.base_url}"
+        yield f"GEMINI_API_KEY={emulator.api_key}"
+
+    return serve_in_foreground(emulator, banner)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from nanobanana_django.testing.emulator import ReplicateEmulator
 from nanobanana_django.testing.gemini import GeminiEmulator
+from nanobanana_django.testing.replicate import ReplicateEmulator
 
 
 @pytest.fixture
