@@ -194,8 +194,9 @@ def test_the_dispatcher_runs_many_calls_at_once_in_one_worker(gemini, settings):
         assert row.status == Status.SUCCEEDED, row.error_message
     first = min(row.started_at for row in rows)
     last = max(row.finished_at for row in rows)
-    # Two rounds of six 1 s calls, not twelve in a row.
-    assert (last - first).total_seconds() < 2 * 1.0 + 1.5
+    # Two rounds of six 1 s calls (about 2 s), not twelve in a row (12 s); loose enough for
+    # a loaded 2-core machine.
+    assert (last - first).total_seconds() < 6.0
     assert all(a.header_image for a in Article.objects.all())
 
 
