@@ -236,3 +236,17 @@ def test_the_example_switches_to_gemini_from_the_environment(run, tmp_path, gemi
     assert gemini_emulator.counts["generate"] == 1
     with Image.open(tmp_path / "media" / header_images(tmp_path)[int(pk)]) as image:
         assert (image.format, image.size) == ("JPEG", (1376, 768))
+
+
+def test_the_example_runs_as_many_gemini_calls_at_once_as_gemini_concurrency_says(run):
+    env = {"NANOBANANA_PROVIDER": "gemini", "GEMINI_API_KEY": "k", "GEMINI_CONCURRENCY": "7"}
+    result = run(
+        "shell",
+        "-c",
+        "from nanobanana_django.providers import get_provider; "
+        "print(get_provider('gemini', sync=False).concurrency)",
+        env=env,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "7"
