@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -345,6 +346,7 @@ class Backfilled:
     done: int
     failed: int
     attached: int
+    errors: list[str]  # the failed rows' distinct errors, with how many of each
 
     def summary(self) -> str:
         status = "TIMED OUT, " if self.timed_out else ""
@@ -362,6 +364,7 @@ class Backfilled:
             problems.append(
                 f"{self.done} succeeded and {self.attached} attached of {self.articles}"
             )
+        problems.extend(f"failed: {error}" for error in self.errors)
         return problems
 
 
@@ -388,13 +391,16 @@ def await_backfill(
     except TimeoutError:
         timed_out = True
     last = None if timed_out else rows.aggregate(last=Max("finished_at"))["last"]
+    failed = rows.filter(status__in=[Status.FAILED, Status.CANCELED])
+    errors = Counter(failed.values_list("error_code", "error_message"))
     return Backfilled(
         articles=count,
         seconds=(time.time() if last is None else last.timestamp()) - started,
         timed_out=timed_out,
         done=rows.filter(status=Status.SUCCEEDED).count(),
-        failed=rows.exclude(status__in=[*Status.unfinished(), Status.SUCCEEDED]).count(),
+        failed=failed.count(),
         attached=Article.objects.exclude(header_image="").count(),
+        errors=[f"{count} x {code}: {message}" for (code, message), count in errors.items()],
     )
 
 
