@@ -24,7 +24,6 @@ and no 60 seconds held more creates than the limit.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import time
 from dataclasses import dataclass
@@ -34,18 +33,19 @@ if __package__ in (None, ""):  # run as a script: make the "bench" package impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (  # noqa: E402
+    Backfilled,
     Processes,
+    await_backfill,
     child_env,
     configure,
+    create_drafts,
     emulator_running,
     free_port,
     machine,
-    reset_shared_state,
+    queue_backfill,
+    run_in_workspace,
     run_main,
-    setup_django,
     verdict,
-    wait_for,
-    workspace,
 )
 
 FLOOR_TARGET = 1.3
@@ -55,20 +55,14 @@ BASELINE_TARGET = 10.0
 
 
 @dataclass
-class Run:
+class Run(Backfilled):
     """One batch of generations through a cluster."""
 
-    articles: int
-    seconds: float  # from queueing to the last image stored (or to the timeout)
-    done: int
-    failed: int
-    attached: int
     created: int  # predictions the emulator made (bills)
     rejected: int  # creates the emulator refused with 429
     max_per_minute: int
     max_per_second: int
     creates_span: float  # first to last create
-    timed_out: bool
 
 
 def main() -> None:
@@ -88,17 +82,7 @@ def main() -> None:
         action="store_true",
         help="run the blocking baseline on all the articles (about 8 minutes at 200)",
     )
-    parser.add_argument(
-        "--q-poll", type=float, metavar="S", help="Q_CLUSTER['poll'] (default: the project's)"
-    )
-    parser.add_argument("--timeout", type=float, help="give up after (default: 4 x the floor)")
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the database and the processes' logs"
-    )
-    args = parser.parse_args()
-    with workspace("nanobanana-backfill-", keep=args.keep) as workdir:
-        setup_django(workdir)
-        run(workdir, args)
+    run_in_workspace(parser, run, prefix="nanobanana-backfill-", timeout="4 x the floor")
 
 
 def run(workdir: Path, args: argparse.Namespace) -> None:
@@ -182,18 +166,9 @@ def backfill(
 ) -> Run:
     """Create drafts, start a cluster, queue their generations and wait for them."""
     from blog.models import Article
-    from django.core.management import call_command
-    from django.db.models import Max
-
-    from nanobanana_django.models import GeneratedImage
 
     count = count or args.articles
-    reset_shared_state()
-    GeneratedImage.objects.all().delete()
-    Article.objects.all().delete()
-    Article.objects.bulk_create(  # no signals: drafts, nothing is queued yet
-        Article(title=f"Archive post {i}", topic="benchmarks") for i in range(count)
-    )
+    create_drafts(count)
     public_url = ""
     with (
         emulator_running(
@@ -216,46 +191,20 @@ def backfill(
             processes.start_web(env, port, name=f"web-{mode}")
         processes.start_cluster(env, name=f"cluster-{mode}")
 
-        started = time.time()
         if mode == "blocking":
+            started = time.time()
             queue_blocking(Article.objects.order_by("pk"))
         else:
-            call_command(
-                "nanobanana_generate",
-                "blog.Article",
-                "--missing-only",
-                "--no-wait",
-                stdout=io.StringIO(),
-            )
-        unfinished = GeneratedImage.objects.unfinished()
-
-        def all_finished() -> bool:
-            processes.check(f"cluster-{mode}")
-            return GeneratedImage.objects.count() == count and not unfinished.exists()
-
-        timed_out = False
-        try:
-            wait_for(all_finished, timeout, f"{count} generations ({mode})", every=0.2)
-        except TimeoutError:
-            timed_out = True
-        rows = GeneratedImage.objects.all()
-        last = rows.aggregate(last=Max("finished_at"))["last"]
-        seconds = time.time() - started if timed_out or last is None else last.timestamp() - started
+            started = queue_backfill()
+        backfilled = await_backfill(processes, f"cluster-{mode}", count, started, timeout)
         times = sorted(emulator.create_times)
         return Run(
-            articles=count,
-            seconds=seconds,
-            done=rows.filter(status=GeneratedImage.Status.SUCCEEDED).count(),
-            failed=rows.exclude(status__in=GeneratedImage.Status.unfinished())
-            .exclude(status=GeneratedImage.Status.SUCCEEDED)
-            .count(),
-            attached=Article.objects.exclude(header_image="").count(),
+            **vars(backfilled),
             created=emulator.created_count,
             rejected=emulator.counts["create_rejected"],
             max_per_minute=emulator.max_creates_in_window(60),
             max_per_second=emulator.max_creates_in_window(1),
             creates_span=times[-1] - times[0] if times else 0.0,
-            timed_out=timed_out,
         )
 
 
@@ -271,24 +220,15 @@ def queue_blocking(articles) -> None:
 
 
 def describe(name: str, result: Run) -> None:
-    status = "TIMED OUT, " if result.timed_out else ""
     print(
-        f"  {name}: {status}{result.seconds:.1f} s for {result.articles} articles "
-        f"({result.done / result.seconds:.1f} images/s); {result.done} succeeded, "
-        f"{result.failed} failed, {result.attached} attached; {result.created} predictions, "
+        f"  {name}: {result.summary()}; {result.created} predictions, "
         f"creates spread over {result.creates_span:.1f} s, at most {result.max_per_minute} in "
         f"60 s and {result.max_per_second} in 1 s, {result.rejected} refused (429)"
     )
 
 
 def check(result: Run, rate: int) -> list[str]:
-    problems = []
-    if result.timed_out:
-        problems.append(f"timed out with {result.done} of {result.articles} done")
-    if result.done != result.articles or result.attached != result.articles:
-        problems.append(
-            f"{result.done} succeeded and {result.attached} attached of {result.articles}"
-        )
+    problems = result.problems()
     if result.created != result.articles:
         problems.append(f"{result.created} predictions for {result.articles} articles")
     if result.max_per_minute > rate:

@@ -1,16 +1,18 @@
 """What the benchmarks share: the machine, a temporary project, and its processes.
 
-A benchmark runs in one "orchestrator" process that holds the Replicate emulator (so it
-can read its counters), publishes articles and watches the database; the example
-project's django-q2 cluster and, for webhooks, its web server run as separate
-processes on the same temporary SQLite file, as they would in production. Each child
-gets its own process group, so that stopping it takes its workers too, whatever way
-the benchmark ends (normally, by an error, Ctrl-C or SIGTERM).
+A benchmark runs in one "orchestrator" process that holds the emulator of Replicate or
+of Google's Gemini API (so it can read its counters), publishes articles and watches the
+database; the example project's django-q2 cluster and, for webhooks, its web server run
+as separate processes on the same temporary SQLite file, as they would in production.
+Each child gets its own process group, so that stopping it takes its workers too,
+whatever way the benchmark ends (normally, by an error, Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import io
 import json
 import os
 import platform
@@ -21,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,6 +73,39 @@ def run_main(main: Callable[[], None]) -> None:
         raise SystemExit(130) from None
 
 
+PROVIDER_ENVIRONMENT = (
+    "REPLICATE_API_TOKEN",
+    "REPLICATE_BASE_URL",
+    "NANOBANANA_PUBLIC_URL",
+    "NANOBANANA_PROVIDER",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GEMINI_BASE_URL",
+    "GEMINI_CONCURRENCY",
+)
+
+
+def run_in_workspace(
+    parser: argparse.ArgumentParser,
+    run: Callable[[Path, argparse.Namespace], None],
+    *,
+    prefix: str,
+    timeout: str,
+) -> None:
+    """Add the cluster benchmarks' common options, parse, and ``run`` on a fresh project."""
+    parser.add_argument(
+        "--q-poll", type=float, metavar="S", help="Q_CLUSTER['poll'] (default: the project's)"
+    )
+    parser.add_argument("--timeout", type=float, help=f"give up after (default: {timeout})")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database and the processes' logs"
+    )
+    args = parser.parse_args()
+    with workspace(prefix, keep=args.keep) as workdir:
+        setup_django(workdir)
+        run(workdir, args)
+
+
 def setup_django(workdir: Path) -> None:
     """Point this process at a fresh example project in ``workdir`` and migrate it."""
     for path in (str(EXAMPLE), str(ROOT)):
@@ -78,7 +115,7 @@ def setup_django(workdir: Path) -> None:
     os.environ["DEMO_DATABASE"] = str(workdir / "bench.sqlite3")
     os.environ["DEMO_MEDIA_ROOT"] = str(workdir / "media")
     os.environ["BENCH_LOG_LEVEL"] = "WARNING"  # this process only watches
-    for name in ("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL", "NANOBANANA_PUBLIC_URL"):
+    for name in PROVIDER_ENVIRONMENT:  # no real key or endpoint reaches a benchmark
         os.environ.pop(name, None)
     import django
 
@@ -97,7 +134,7 @@ def configure(emulator: Any, *, public_url: str = "", **nanobanana: Any) -> dict
         **settings.NANOBANANA,
         **emulator.settings(),
         "PUBLIC_URL": public_url,
-        "WEBHOOK_SECRET": emulator.webhook_secret,
+        "WEBHOOK_SECRET": getattr(emulator, "webhook_secret", ""),
         **nanobanana,
     }
     return nanobanana
@@ -120,13 +157,28 @@ def child_env(
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DEMO_DATABASE": str(workdir / "bench.sqlite3"),
         "DEMO_MEDIA_ROOT": str(workdir / "media"),
-        "REPLICATE_API_TOKEN": emulator.token,
-        "REPLICATE_BASE_URL": emulator.base_url,
+        **provider_env(emulator),
         "NANOBANANA_PUBLIC_URL": public_url,
-        "REPLICATE_WEBHOOK_SECRET": emulator.webhook_secret,
         "BENCH_NANOBANANA": json.dumps(nanobanana or {}),
         "BENCH_Q_CLUSTER": json.dumps(q_cluster or {}),
         "BENCH_LOG_LEVEL": "INFO",
+    }
+
+
+def provider_env(emulator: Any) -> dict[str, str]:
+    """The example project's environment variables that point it at ``emulator``."""
+    from nanobanana_django.testing.gemini import GeminiEmulator
+
+    if isinstance(emulator, GeminiEmulator):
+        return {
+            "NANOBANANA_PROVIDER": "gemini",
+            "GEMINI_API_KEY": emulator.api_key,
+            "GEMINI_BASE_URL": emulator.base_url,
+        }
+    return {
+        "REPLICATE_API_TOKEN": emulator.token,
+        "REPLICATE_BASE_URL": emulator.base_url,
+        "REPLICATE_WEBHOOK_SECRET": emulator.webhook_secret,
     }
 
 
@@ -256,12 +308,110 @@ def reset_shared_state() -> None:
     caches[app_settings.CACHE].clear()
 
 
-@contextlib.contextmanager
-def emulator_running(**attributes: Any) -> Iterator[Any]:
-    """A Replicate emulator on 127.0.0.1 with ``attributes`` set, stopped afterwards."""
-    from nanobanana_django.testing import ReplicateEmulator
+def create_drafts(count: int) -> None:
+    """``count`` draft articles without images, after clearing the last run's rows.
 
-    emulator = ReplicateEmulator()
+    Created in bulk (no signals): nothing is queued until the backfill command runs.
+    """
+    from blog.models import Article
+
+    from nanobanana_django.models import GeneratedImage
+
+    reset_shared_state()
+    GeneratedImage.objects.all().delete()
+    Article.objects.all().delete()
+    Article.objects.bulk_create(
+        Article(title=f"Archive post {i}", topic="benchmarks") for i in range(count)
+    )
+
+
+def queue_backfill() -> float:
+    """``nanobanana_generate blog.Article --missing-only --no-wait``; returns its start."""
+    from django.core.management import call_command
+
+    started = time.time()
+    call_command(
+        "nanobanana_generate", "blog.Article", "--missing-only", "--no-wait", stdout=io.StringIO()
+    )
+    return started
+
+
+@dataclass
+class Backfilled:
+    """How a backfill of ``articles`` ended: what every backfill benchmark reports."""
+
+    articles: int
+    seconds: float  # from queueing to the last image stored (or to the timeout)
+    timed_out: bool
+    done: int
+    failed: int
+    attached: int
+    errors: list[str]  # the failed rows' distinct errors, with how many of each
+
+    def summary(self) -> str:
+        status = "TIMED OUT, " if self.timed_out else ""
+        return (
+            f"{status}{self.seconds:.1f} s for {self.articles} articles "
+            f"({self.done / self.seconds:.1f} images/s); {self.done} succeeded, "
+            f"{self.failed} failed, {self.attached} attached"
+        )
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.timed_out:
+            problems.append(f"timed out with {self.done} of {self.articles} done")
+        if self.done != self.articles or self.attached != self.articles:
+            problems.append(
+                f"{self.done} succeeded and {self.attached} attached of {self.articles}"
+            )
+        problems.extend(f"failed: {error}" for error in self.errors)
+        return problems
+
+
+def await_backfill(
+    processes: Processes, cluster: str, count: int, started: float, timeout: float
+) -> Backfilled:
+    """Wait for ``count`` finished generations; the time runs from ``started`` to the last
+    row's ``finished_at`` (or to the timeout)."""
+    from blog.models import Article
+    from django.db.models import Max
+
+    from nanobanana_django.models import GeneratedImage
+
+    Status = GeneratedImage.Status
+    rows = GeneratedImage.objects.all()
+
+    def all_finished() -> bool:
+        processes.check(cluster)
+        return rows.count() == count and not GeneratedImage.objects.unfinished().exists()
+
+    timed_out = False
+    try:
+        wait_for(all_finished, timeout, f"{count} generations ({cluster})", every=0.2)
+    except TimeoutError:
+        timed_out = True
+    last = None if timed_out else rows.aggregate(last=Max("finished_at"))["last"]
+    failed = rows.filter(status__in=[Status.FAILED, Status.CANCELED])
+    errors = Counter(failed.values_list("error_code", "error_message"))
+    return Backfilled(
+        articles=count,
+        seconds=(time.time() if last is None else last.timestamp()) - started,
+        timed_out=timed_out,
+        done=rows.filter(status=Status.SUCCEEDED).count(),
+        failed=failed.count(),
+        attached=Article.objects.exclude(header_image="").count(),
+        errors=[f"{count} x {code}: {message}" for (code, message), count in errors.items()],
+    )
+
+
+@contextlib.contextmanager
+def emulator_running(*, provider: str = "replicate", **attributes: Any) -> Iterator[Any]:
+    """An emulator of ``provider`` ("replicate" or "gemini") on 127.0.0.1 with
+    ``attributes`` set, stopped afterwards."""
+    from nanobanana_django.testing import ReplicateEmulator
+    from nanobanana_django.testing.gemini import GeminiEmulator
+
+    emulator = GeminiEmulator() if provider == "gemini" else ReplicateEmulator()
     for key, value in attributes.items():
         setattr(emulator, key, value)
     emulator.start()

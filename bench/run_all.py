@@ -26,6 +26,7 @@ BENCHMARKS = (
     "publish_overhead.py",
     "end_to_end.py",
     "backfill.py",
+    "gemini_backfill.py",
     "capacity.py",
     "memory.py",
 )

@@ -255,3 +255,17 @@ def test_the_example_reads_its_daily_budget_from_the_environment(run, tmp_path, 
     assert result.returncode == 1
     assert "daily budget of 0.05 USD" in result.stderr
     assert gemini_emulator.counts["generate"] == 0
+
+
+def test_the_example_runs_as_many_gemini_calls_at_once_as_gemini_concurrency_says(run):
+    env = {"NANOBANANA_PROVIDER": "gemini", "GEMINI_API_KEY": "k", "GEMINI_CONCURRENCY": "7"}
+    result = run(
+        "shell",
+        "-c",
+        "from nanobanana_django.providers import get_provider; "
+        "print(get_provider('gemini', sync=False).concurrency)",
+        env=env,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "7"

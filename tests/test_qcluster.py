@@ -179,3 +179,24 @@ def test_two_workers_give_200_published_articles_their_images_at_the_rate_limit(
     # blocked on their predictions would need 200 x 5 s / 2 = 500 s. (How close to 25 s
     # it gets is measured by bench/backfill.py, on a quiet machine.)
     assert elapsed < 250
+
+
+def test_two_workers_give_20_gemini_articles_their_images_ten_calls_at_a_time(
+    cluster, gemini_emulator, settings
+):
+    """Issue 8: the dispatcher, in one worker, holds the alias's ``concurrency`` calls."""
+    start, _ = cluster
+    gemini_emulator.latency = 1.0
+    gemini = gemini_emulator.settings()
+    gemini["PROVIDERS"]["gemini"]["OPTIONS"]["concurrency"] = 10
+    settings.NANOBANANA = {**settings.NANOBANANA, **gemini}
+    start(workers=2, **gemini)
+    Article.objects.bulk_create(Article(title=f"Archive post {i}") for i in range(20))
+    for article in Article.objects.all():
+        article.status = "published"
+        article.save()
+
+    wait_for(lambda: not Article.objects.filter(header_image="").exists(), 60, "20 images")
+    assert GeneratedImage.objects.filter(status=Status.SUCCEEDED).count() == 20
+    assert gemini_emulator.counts["generate"] == 20
+    assert 8 <= gemini_emulator.max_in_flight <= 10

@@ -112,13 +112,15 @@ NANOBANANA = {
     # set, otherwise offline placeholders.
     "PROVIDER": os.environ.get("NANOBANANA_PROVIDER", ""),
     "PROVIDERS": {
-        # Google's Gemini API directly; GEMINI_BASE_URL is the API root (for an emulator).
+        # Google's Gemini API directly; GEMINI_BASE_URL is the API root (for an emulator),
+        # GEMINI_CONCURRENCY the calls the dispatcher runs at once.
         "gemini": {
             "OPTIONS": {
                 "api_key": os.environ.get("GEMINI_API_KEY", ""),
                 "base_url": os.environ.get(
                     "GEMINI_BASE_URL", "https://generativelanguage.googleapis.com"
                 ),
+                "concurrency": int(os.environ.get("GEMINI_CONCURRENCY") or 20),
             }
         },
     },
