@@ -22,6 +22,7 @@ from django.db import IntegrityError, connections, models, transaction
 from .adapter import get_adapter
 from .attach import attach
 from .conf import app_settings
+from .dispatcher import ensure_dispatcher, uses_dispatcher
 from .exceptions import AlreadyHasImage, GenerationInProgress, Interrupted, NanoBananaError
 from .lifecycle import cancel as cancel_row
 from .lifecycle import fail
@@ -29,6 +30,7 @@ from .models import GeneratedImage
 from .pipeline import complete_generation, run_generation
 from .providers import get_provider, get_provider_config
 from .registry import ContentConfig, get_config
+from .runners import IMMEDIATE, enqueue_generation
 
 __all__ = [
     "AlreadyHasImage",
@@ -125,7 +127,7 @@ def queue_generation(
         provider=provider,
         image_checked=image_checked,
     )
-    transaction.on_commit(partial(_enqueue, row.pk))
+    transaction.on_commit(partial(_enqueue, row.pk, row.provider))
     return row
 
 
@@ -217,12 +219,18 @@ def retry_generation(row: GeneratedImage, *, overwrite: bool | None = None) -> G
     )
 
 
-def _enqueue(image_id: int) -> None:
-    """Hand a committed row to the runner; a runner that refuses fails the row visibly."""
-    from .runners import enqueue_generation
+def _enqueue(image_id: int, alias: str = "") -> None:
+    """Hand a committed row to the runner; a runner that refuses fails the row visibly.
 
+    A provider with long calls (Gemini) needs no task per row: its dispatcher takes the
+    queued rows itself, so only a dispatcher is made sure of (one task, not hundreds
+    ahead of it in the broker).
+    """
     try:
-        enqueue_generation(image_id)
+        if alias and app_settings.TASK_RUNNER != IMMEDIATE and _dispatched(alias):
+            ensure_dispatcher(alias)
+        else:
+            enqueue_generation(image_id)
     except Exception as exc:
         logger.exception("Generation %s could not be queued", image_id)
         row = GeneratedImage.objects.get(pk=image_id)
@@ -236,6 +244,13 @@ def _enqueue(image_id: int) -> None:
                 code="enqueue_failed",
             ),
         )
+
+
+def _dispatched(alias: str) -> bool:
+    try:
+        return uses_dispatcher(alias)
+    except ImproperlyConfigured:
+        return False  # the generation's own task fails the row with the reason
 
 
 def _refuse_if_in_progress(obj: models.Model, config: ContentConfig) -> None:

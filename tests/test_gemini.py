@@ -264,3 +264,23 @@ def test_a_gemini_image_lost_before_storing_is_failed_as_interrupted_later(gemin
     assert (row.status, row.error_code) == (Status.FAILED, "interrupted")
     assert "billed" in row.error_message
     assert gemini.counts["generate"] == 0
+
+
+@pytest.mark.django_db
+def test_queueing_gemini_generations_starts_one_dispatcher_not_a_task_each(
+    gemini, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from nanobanana_django import dispatcher, runners
+    from nanobanana_django.services import queue_generation
+
+    settings.NANOBANANA["TASK_RUNNER"] = "django_q"
+    dispatchers, tasks = [], []
+    monkeypatch.setattr(dispatcher, "enqueue_dispatcher", dispatchers.append)
+    monkeypatch.setattr(runners, "_dispatch", lambda *args, **kwargs: tasks.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(5):
+            queue_generation(Article.objects.create(title=f"Queued {n}"))
+
+    assert dispatchers == ["gemini"]  # once: the others see it queued
+    assert tasks == []
+    assert GeneratedImage.objects.filter(status=Status.QUEUED).count() == 5
