@@ -23,7 +23,7 @@ class Lease:
 
     def take(self) -> bool:
         """Take the lease if nobody holds it."""
-        if self.cache.add(self.key, self._value(), timeout=self.seconds):
+        if self.cache.add(self.key, lease_value(self.token), timeout=self.seconds):
             self.renewed = time.monotonic()
             return True
         return False
@@ -33,15 +33,15 @@ class Lease:
         held = self.cache.get(self.key)
         return (
             held is not None
-            and _token(held) != self.token
+            and token_of(held) != self.token
             and (time.time() - _renewed_at(held) < grace)
         )
 
     def renew(self) -> bool:
         """Extend it; False if it is no longer ours (it expired, another took it)."""
-        if _token(self.cache.get(self.key)) != self.token:
+        if token_of(self.cache.get(self.key)) != self.token:
             return False
-        self.cache.set(self.key, self._value(), timeout=self.seconds)
+        self.cache.set(self.key, lease_value(self.token), timeout=self.seconds)
         self.renewed = time.monotonic()
         return True
 
@@ -51,14 +51,16 @@ class Lease:
         return self.renew()
 
     def release(self) -> None:
-        if _token(self.cache.get(self.key)) == self.token:
+        if token_of(self.cache.get(self.key)) == self.token:
             self.cache.delete(self.key)
 
-    def _value(self) -> str:
-        return f"{self.token} {time.time():.3f}"
+
+def lease_value(token: str) -> str:
+    """What a lease holds: its holder's token and when it was renewed."""
+    return f"{token} {time.time():.3f}"
 
 
-def _token(value: object) -> str:
+def token_of(value: object) -> str:
     return str(value).partition(" ")[0]
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import uuid
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from django.utils import timezone
 
 from .conf import app_settings
 from .exceptions import NanoBananaError
+from .leases import Lease
 from .lifecycle import submit_window
 from .models import GeneratedImage
 from .pipeline import complete_row, run_generation
@@ -127,11 +127,9 @@ def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> in
     one takes over. As a task it stops before the task runner's timeout and hands over
     to a fresh poller task if work remains.
     """
-    cache = caches[app_settings.CACHE]
-    lease = Lease(cache, uuid.uuid4().hex)
-    if not _take_lease(cache, lease.token):
+    lease = Lease(caches[app_settings.CACHE], LEASE_KEY, lease_seconds())
+    if not _take_lease(lease):
         return 0
-    lease.renewed = time.monotonic()
     if max_seconds is None and not forever:
         max_seconds = _task_time_budget()
     started = time.monotonic()
@@ -151,8 +149,7 @@ def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> in
             # followed at once by the next, as predictions finished meanwhile.
             time.sleep(max(0.0, interval() - (time.monotonic() - sweep_started)))
     finally:
-        if _token(cache.get(LEASE_KEY)) == lease.token:
-            cache.delete(LEASE_KEY)
+        lease.release()
     if has_work():
         # Time is up, or a prediction was submitted after the last sweep, while our
         # lease kept its submitter from starting a poller: a fresh task carries on.
@@ -160,49 +157,23 @@ def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> in
     return finished
 
 
-class Lease:
-    """A poller's hold on ``LEASE_KEY``: renewed after every sweep, and during long ones.
-
-    A sweep that stores hundreds of images can outlast the lease; renewing it only
-    between sweeps let it expire, and a second poller took over mid-sweep.
-    """
-
-    def __init__(self, cache: Any, token: str) -> None:
-        self.cache = cache
-        self.token = token
-        self.renewed = 0.0
-
-    def renew(self) -> bool:
-        """Extend the lease; False if it is no longer ours (it expired, another took it)."""
-        if _token(self.cache.get(LEASE_KEY)) != self.token:
-            return False
-        self.cache.set(LEASE_KEY, _lease_value(self.token), timeout=lease_seconds())
-        self.renewed = time.monotonic()
-        return True
-
-    def renew_if_due(self) -> bool:
-        if time.monotonic() - self.renewed < RENEW_DURING_SWEEP:
-            return True
-        return self.renew()
-
-
 RENEW_DURING_SWEEP = 1.0
 """Seconds between renewals of the lease while one sweep goes on."""
 
 
-def _take_lease(cache: Any, token: str) -> bool:
+def _take_lease(lease: Lease) -> bool:
     """Take the lease; wait for it only if its holder looks dead (not renewed lately).
 
-    A live poller renews its lease every sweep, so a task that finds a fresh lease
-    leaves at once instead of holding a worker for a whole lease.
+    A live poller renews its lease every sweep, and every second during a long one (a
+    sweep storing hundreds of images would outlast it), so a task that finds a fresh
+    lease leaves at once instead of holding a worker for a whole lease.
     """
-    deadline = time.monotonic() + lease_seconds() + 1
+    deadline = time.monotonic() + lease.seconds + 1
     while True:
-        if cache.add(LEASE_KEY, _lease_value(token), timeout=lease_seconds()):
-            cache.delete(QUEUED_KEY)
+        if lease.take():
+            lease.cache.delete(QUEUED_KEY)
             return True
-        held = cache.get(LEASE_KEY)
-        if held is not None and time.time() - _renewed_at(held) < interval() + RENEW_GRACE:
+        if lease.held_by_other(interval() + RENEW_GRACE):
             return False  # a live poller is on the job
         if time.monotonic() > deadline:
             return False  # someone kept renewing it: a live poller is on the job
@@ -211,21 +182,6 @@ def _take_lease(cache: Any, token: str) -> bool:
 
 RENEW_GRACE = 5.0
 """Seconds a sweep may take beyond the interval before its poller counts as stale."""
-
-
-def _lease_value(token: str) -> str:
-    return f"{token} {time.time():.3f}"
-
-
-def _token(value: object) -> str:
-    return str(value).partition(" ")[0]
-
-
-def _renewed_at(value: object) -> float:
-    try:
-        return float(str(value).partition(" ")[2])
-    except ValueError:
-        return 0.0
 
 
 def poll_once(*, lease: Lease | None = None) -> Sweep:
@@ -290,7 +246,7 @@ def _follow(
             if downloads is not None:
                 for _pk, ahead in due[position : position + DOWNLOADS_AHEAD]:
                     downloads.start(ahead)
-            if lease is not None and not lease.renew_if_due():
+            if lease is not None and not lease.renew_if_due(RENEW_DURING_SWEEP):
                 sweep.lease_lost = True
                 return
             row = complete_row(loaded[pk], prediction, downloads or provider)

@@ -8,6 +8,7 @@ from django.core.cache import caches
 from django.utils import timezone
 
 from nanobanana_django import poller
+from nanobanana_django.leases import lease_value, token_of
 from nanobanana_django.lifecycle import submit_window
 from nanobanana_django.models import GeneratedImage
 from nanobanana_django.services import create_generation, run_generation
@@ -222,7 +223,7 @@ def test_a_poller_that_lost_its_lease_mid_sweep_leaves_the_rest_to_the_new_one(
     complete = services.complete_row
 
     def complete_then_lose_the_lease(*args, **kwargs):
-        caches["default"].set(poller.LEASE_KEY, poller._lease_value("another-poller"))
+        caches["default"].set(poller.LEASE_KEY, lease_value("another-poller"))
         return complete(*args, **kwargs)
 
     monkeypatch.setattr(services, "complete_row", complete_then_lose_the_lease)
@@ -231,7 +232,7 @@ def test_a_poller_that_lost_its_lease_mid_sweep_leaves_the_rest_to_the_new_one(
         GeneratedImage.objects.filter(pk__in=[r.pk for r in rows], status=Status.RUNNING).count()
         == 2
     )
-    assert poller._token(caches["default"].get(poller.LEASE_KEY)) == "another-poller"
+    assert token_of(caches["default"].get(poller.LEASE_KEY)) == "another-poller"
 
 
 def test_a_sweep_opens_one_http_client_and_loads_the_ca_bundle_at_most_once(emulator, monkeypatch):
