@@ -80,10 +80,9 @@ def install(session: nox.Session, django: str, *extras: str) -> None:
 
 def pytest_command(session: nox.Session, *args: str) -> list[str]:
     """pytest with ``args`` and the posargs, writing a JUnit report that ``.ci/summary`` adds up."""
-    django = session.run(
-        "python", "-c", "import django; print(django.__version__)", silent=True
-    ).strip()
-    session.log(f"Django {django} on Python {session.python}")
+    versions = "import django, platform; print(django.__version__, platform.python_version())"
+    django, python = session.run("python", "-c", versions, silent=True).split()
+    session.log(f"Django {django} on Python {python}")
     os.makedirs(REPORTS, exist_ok=True)
     report = os.path.join(REPORTS, f"{session.name}.xml".replace("/", "_"))
     return ["python", "-m", "pytest", f"--junitxml={report}", *args, *session.posargs]
