@@ -53,7 +53,7 @@ bench:
 
 lint:
 	$(call venv,.venv/lint,$(PYTHON),ruff)
-	.venv/lint/bin/ruff check nanobanana_django tests example_project bench
+	.venv/lint/bin/ruff check nanobanana_django tests example_project bench noxfile.py
 
 clean:
 	rm -rf .venv .nox .pytest_cache example_project/db.sqlite3 example_project/media

@@ -134,7 +134,7 @@ def test_two_clusters_one_killed_give_every_article_one_image_and_one_bill(
         assert publisher.wait(timeout=60) == 0
     wait_for(
         lambda: not Article.objects.filter(header_image="").exists(),
-        150,
+        210,  # lost tasks wait for the watchdog: a minute, checked every 30 s
         lambda: (
             "every image; rows by status: "
             + str(dict(GeneratedImage.objects.values_list("status").annotate(Count("pk"))))
