@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import IO, Any
 
 from django.conf import settings
@@ -36,12 +37,15 @@ from .models import GeneratedImage
 from .pipeline import complete_row, run_generation
 from .providers import GenerationRequest, Prediction, Provider, get_provider, get_provider_config
 from .providers.base import SUCCEEDED
-from .runners import enqueue_poller
+from .runners import enqueue_generation, enqueue_poller
 
 logger = logging.getLogger(__name__)
 
 LEASE_KEY = "nanobanana:poller"
 QUEUED_KEY = "nanobanana:poller:queued"
+LOST_AFTER = 60.0
+"""Seconds a generation may wait in the queue before the watchdog hands it out again."""
+REQUEUE_BATCH = 100
 Status = GeneratedImage.Status
 
 
@@ -114,9 +118,35 @@ def _follows(alias: str) -> bool:
 
 
 def watchdog() -> None:
-    """Start a poller if work is in flight and none is alive (run every minute)."""
+    """Start a poller if work is in flight and none is alive (run every minute), and hand
+    out again the generations whose task was lost."""
+    requeue_lost()
     if has_work():
         ensure_poller(force=True)
+
+
+def requeue_lost() -> int:
+    """Queue a new task for generations still queued ``LOST_AFTER`` seconds after they were
+    created, the oldest ``REQUEUE_BATCH`` a run; returns how many.
+
+    A broker without acknowledgements (django-q2's Redis broker) loses the tasks a cluster
+    had taken when it is killed, and their rows stayed queued for good. A row whose task is
+    only late (a backlog at the rate limit) gets a second one, which finds the row claimed
+    and submits nothing (claims are conditional: docs/exactly-once.md).
+    """
+    cutoff = timezone.now() - timedelta(seconds=LOST_AFTER)
+    lost = list(
+        GeneratedImage.objects.filter(status=Status.QUEUED, created_at__lt=cutoff)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:REQUEUE_BATCH]
+    )
+    for pk in lost:
+        enqueue_generation(pk)
+    if lost:
+        logger.warning(
+            "%d generations queued over %.0f s ago handed out again", len(lost), LOST_AFTER
+        )
+    return len(lost)
 
 
 def run_poller(*, forever: bool = False, max_seconds: float | None = None) -> int:

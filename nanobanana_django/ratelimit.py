@@ -16,9 +16,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from django.core.cache import caches
+from django.core.cache.backends.db import BaseDatabaseCache
+from django.db import router, transaction
 
 from .conf import app_settings
 from .exceptions import CacheUnavailable
@@ -106,9 +108,13 @@ class CreateRateLimiter:
     @contextmanager
     def _cache_errors(self) -> Iterator[None]:
         """A broken cache (a DatabaseCache never created, Redis down) ends the generation
-        with a message that says which cache and what to do, not a raw database error."""
+        with a message that says which cache and what to do, not a raw database error.
+
+        A database cache's failed query aborts the caller's transaction on PostgreSQL, and
+        the row could not be failed after it: inside one, the cache works in a savepoint."""
         try:
-            yield
+            with self._savepoint():
+                yield
         except Exception as exc:
             backend = type(self.cache).__name__
             fix = (
@@ -121,6 +127,14 @@ class CreateRateLimiter:
                 f"while reserving a slot under the create rate limit ({type(exc).__name__}), so "
                 f"nothing was sent to the provider. {fix}, then retry."
             ) from None
+
+    def _savepoint(self):
+        if not isinstance(self.cache, BaseDatabaseCache):
+            return nullcontext()
+        using = router.db_for_write(self.cache.cache_model_class)
+        if not transaction.get_connection(using).in_atomic_block:
+            return nullcontext()
+        return transaction.atomic(using=using)
 
     def _keep_for(self, slot: int, now: float) -> int:
         """Keep a reservation until its slot is well past."""

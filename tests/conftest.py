@@ -1,6 +1,55 @@
+import os
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["nanobanana_django.testing.pytest_plugin"]
+
+SERVICES = ("NANOBANANA_TEST_DATABASE_URL", "NANOBANANA_TEST_REDIS_URL")
+
+
+def services_running() -> bool:
+    return all(os.environ.get(name) for name in SERVICES)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without PostgreSQL and Redis, tests marked ``services`` are left out of the run, unless
+    they were asked for (``-m services`` or their file named): then they fail, saying why."""
+    if services_running():
+        return
+    asked = "services" in (config.option.markexpr or "")
+    named = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+    kept, left_out = [], []
+    for item in items:
+        wanted = asked or Path(item.fspath).resolve() in named
+        (left_out if item.get_closest_marker("services") and not wanted else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
+@pytest.fixture
+def services():
+    """PostgreSQL and Redis, started by .ci/services (``nox -s postgres`` runs it)."""
+    if not services_running():
+        pytest.fail(
+            f"this test needs PostgreSQL and Redis: {' and '.join(SERVICES)} are not set. "
+            "Run it with `bash .ci/services python -m pytest ...` or `make test`.",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(autouse=True)
+def fresh_services():
+    """Redis outlives each test's transaction: start every test with an empty cache and queue,
+    as the rolled-back database cache and ORM queue do on SQLite."""
+    if services_running():
+        from django.core.cache import caches
+
+        from tests.backends import empty_queue
+
+        caches["default"].clear()
+        empty_queue()
 
 
 @pytest.fixture(autouse=True)

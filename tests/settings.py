@@ -7,6 +7,7 @@ too, and is pointed at the test database and the emulator by environment variabl
 import json
 import os
 import tempfile
+from urllib.parse import unquote, urlsplit
 
 import django
 
@@ -71,6 +72,26 @@ DATABASES = {
     }
 }
 
+# The PostgreSQL+Redis job (.ci/services starts both and sets these): the same suite on the
+# services a production site runs. A cluster process started by a test is handed the test
+# database's name in NANOBANANA_TEST_DATABASE, as with SQLite.
+POSTGRES_URL = os.environ.get("NANOBANANA_TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("NANOBANANA_TEST_REDIS_URL", "").rstrip("/")
+if POSTGRES_URL:
+    _url = urlsplit(POSTGRES_URL)
+    _name = _url.path.lstrip("/") or "nanobanana"
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("NANOBANANA_TEST_DATABASE") or _name,
+            "USER": unquote(_url.username or ""),
+            "PASSWORD": unquote(_url.password or ""),
+            "HOST": _url.hostname or "",
+            "PORT": str(_url.port or ""),
+            "TEST": {"NAME": os.environ.get("NANOBANANA_TEST_DATABASE") or f"test_{_name}"},
+        }
+    }
+
 MEDIA_ROOT = os.environ.get("NANOBANANA_TEST_MEDIA_ROOT") or tempfile.mkdtemp(
     prefix="nanobanana-media-"
 )
@@ -82,8 +103,17 @@ STORAGES = {
 }
 
 # A cluster process and the test share the rate limit and the poller's lease through
-# the database cache; on their own, tests use the per-process memory cache.
-if os.environ.get("NANOBANANA_TEST_SHARED_CACHE"):
+# the database cache (or Redis, in the PostgreSQL+Redis job); on their own, tests use the
+# per-process memory cache. The cache and django-q2's broker use separate Redis databases:
+# clearing the cache must not empty the queue.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"{REDIS_URL}/0",
+        }
+    }
+elif os.environ.get("NANOBANANA_TEST_SHARED_CACHE"):
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -92,6 +122,8 @@ if os.environ.get("NANOBANANA_TEST_SHARED_CACHE"):
     }
 
 Q_CLUSTER = {"name": "tests", "orm": "default", "sync": True, "timeout": 60, "retry": 120}
+if REDIS_URL:
+    Q_CLUSTER = {"name": "tests", "redis": f"{REDIS_URL}/1", "sync": True, "timeout": 60}
 if os.environ.get("NANOBANANA_TEST_CLUSTER"):
     Q_CLUSTER = json.loads(os.environ["NANOBANANA_TEST_CLUSTER"])
 

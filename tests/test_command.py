@@ -5,6 +5,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from nanobanana_django.models import GeneratedImage
+from tests.backends import sqlite_only
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -146,6 +147,7 @@ def test_limit_must_be_positive():
         generate("--limit", "0")
 
 
+@sqlite_only
 def test_a_locked_sqlite_database_ends_with_the_setting_to_change(monkeypatch, settings):
     """Before: a traceback. SQLite says "database is locked" when workers write at once."""
     from django.db import OperationalError, connections

@@ -130,6 +130,22 @@ def test_the_watchdog_starts_a_poller_only_when_work_is_in_flight(emulator, monk
     assert started == [1]
 
 
+def test_the_watchdog_hands_out_again_a_generation_whose_task_was_lost(emulator, monkeypatch):
+    """Before: a cluster killed with tasks taken from Redis left their rows queued for good."""
+    handed = []
+    monkeypatch.setattr("nanobanana_django.poller.enqueue_generation", handed.append)
+    lost = create_generation(Article.objects.create(title="Taken by a killed cluster"))
+    GeneratedImage.objects.filter(pk=lost.pk).update(
+        created_at=timezone.now() - timedelta(seconds=poller.LOST_AFTER + 1)
+    )
+    create_generation(Article.objects.create(title="Just queued"))
+    poller.watchdog()
+    assert handed == [lost.pk]
+    run_generation(lost.pk, wait=False)
+    run_generation(lost.pk, wait=False)  # the first task, only late after all
+    assert emulator.created_count == 1
+
+
 def test_the_watchdog_schedule_exists_after_migrate():
     from django_q.models import Schedule
 

@@ -50,13 +50,14 @@ def cluster(app_settings, settings, media_root, monkeypatch):
 
     monkeypatch.setattr(Conf, "SYNC", False)  # this process only enqueues
     settings.NANOBANANA = {**settings.NANOBANANA, **app_settings}
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
-            "LOCATION": "nanobanana_test_cache",
+    if not settings.REDIS_URL:  # Redis, in the PostgreSQL+Redis job, is shared already
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                "LOCATION": "nanobanana_test_cache",
+            }
         }
-    }
-    call_command("createcachetable", verbosity=0)
+        call_command("createcachetable", verbosity=0)
     caches["default"].clear()  # no lease or rate-limit slot left by an earlier test
     processes = []
 
@@ -70,7 +71,7 @@ def cluster(app_settings, settings, media_root, monkeypatch):
             "NANOBANANA_TEST_CLUSTER": json.dumps(
                 {
                     "name": "tests",
-                    "orm": "default",
+                    **broker_of(settings.Q_CLUSTER),
                     "workers": workers,
                     "timeout": RETRY - 2,
                     "retry": RETRY,
@@ -99,6 +100,13 @@ def cluster(app_settings, settings, media_root, monkeypatch):
     for process in processes:
         if process.poll() is None:
             kill(process)
+
+
+def broker_of(q_cluster):
+    """The test process's broker: django-q2's ORM, or Redis in the PostgreSQL+Redis job."""
+    if "redis" in q_cluster:
+        return {"redis": q_cluster["redis"]}
+    return {"orm": "default"}
 
 
 def wait_for(condition, timeout, what):

@@ -5,6 +5,7 @@ from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
 
 from nanobanana_django.conf import app_settings, parse_duration
+from tests.backends import sqlite_only
 
 
 def check_ids(settings):
@@ -192,6 +193,7 @@ def restore_database_options():
     connections["default"].settings_dict["OPTIONS"] = saved
 
 
+@sqlite_only
 def test_default_sqlite_settings_with_workers_are_warned_with_the_exact_fix(
     settings, restore_database_options
 ):

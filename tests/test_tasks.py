@@ -6,7 +6,6 @@ import django
 import pytest
 from django.core.checks import run_checks
 from django.utils import timezone
-from django_q.models import OrmQ
 
 from nanobanana_django.lifecycle import submit_window
 from nanobanana_django.models import GeneratedImage
@@ -18,6 +17,7 @@ from nanobanana_django.services import (
     run_generation,
 )
 from nanobanana_django.tasks import run_generation_task
+from tests.backends import queued_tasks
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +49,6 @@ def test_django_q_gets_the_task_path_and_only_the_primary_key(
     settings, django_capture_on_commit_callbacks, monkeypatch
 ):
     from django_q.conf import Conf
-    from django_q.signing import SignedPackage
 
     monkeypatch.setattr(Conf, "SYNC", False)  # django-q2 reads Q_CLUSTER once, at import
     use(settings, TASK_RUNNER="django_q")
@@ -58,7 +57,7 @@ def test_django_q_gets_the_task_path_and_only_the_primary_key(
     )
 
     assert row.status == Status.QUEUED  # waiting for a cluster
-    task = SignedPackage.loads(OrmQ.objects.get().payload)
+    (task,) = queued_tasks()
     assert task["func"] == TASK_PATH
     assert task["args"] == (row.pk,)
     assert task["kwargs"] == {}
