@@ -80,8 +80,10 @@ def machines(services, settings, replicate_emulator, media_root):
         "NANOBANANA_TEST_MEDIA_ROOT": str(media_root),
     }
     processes = []
+    extra: dict = {}  # more NANOBANANA settings for the processes started after it is set
 
     def start(*command):
+        env["NANOBANANA_TEST_SETTINGS"] = json.dumps({**app_settings, **extra})
         process = subprocess.Popen(
             [sys.executable, *command],
             cwd=ROOT,
@@ -97,7 +99,7 @@ def machines(services, settings, replicate_emulator, media_root):
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
 
-    yield start, kill
+    yield start, kill, extra
     for process in processes:
         if process.poll() is None:
             kill(process)
@@ -116,7 +118,7 @@ def wait_for(condition, timeout, what):
 def test_two_clusters_one_killed_give_every_article_one_image_and_one_bill(
     machines, replicate_emulator
 ):
-    start, kill = machines
+    start, kill, _extra = machines
     replicate_emulator.latency = 2.0
     cluster = ["-m", "django", "qcluster"]
     first, _second = start(*cluster), start(*cluster)
@@ -153,3 +155,33 @@ def test_two_clusters_one_killed_give_every_article_one_image_and_one_bill(
     assert replicate_emulator.max_creates_in_window(60) <= RATE_LIMIT
     # RATE_LIMIT a minute is one create per 0.1 s across both machines:
     assert replicate_emulator.max_creates_in_window(1.0) <= 11
+
+
+def test_two_clusters_under_a_daily_cap_worth_ten_images_make_exactly_ten(
+    machines, replicate_emulator, settings, admin_client
+):
+    start, _kill, extra = machines
+    budget = {"PRICES": {"replicate": {"*": {"*": "0.04"}}}, "DAILY_BUDGET": "0.40"}
+    extra.update(budget)
+    settings.NANOBANANA = {**settings.NANOBANANA, **budget}  # for the spend page here
+    replicate_emulator.latency = 0.5
+    cluster = ["-m", "django", "qcluster"]
+    start(*cluster), start(*cluster)
+    drafts = Article.objects.bulk_create(Article(title=f"Capped {i}") for i in range(25))
+    ids = [article.pk for article in drafts]
+    publishers = [start("-c", PUBLISHER, *map(str, ids[i::2])) for i in range(2)]
+    for publisher in publishers:
+        assert publisher.wait(timeout=60) == 0
+
+    wait_for(
+        lambda: GeneratedImage.objects.filter(status__in=Status.finished()).count() == 25,
+        120,
+        lambda: str(dict(GeneratedImage.objects.values_list("status").annotate(Count("pk")))),
+    )
+    outcomes = list(GeneratedImage.objects.values_list("status", "error_code"))
+    assert outcomes.count((Status.SUCCEEDED, "")) == 10
+    assert outcomes.count((Status.FAILED, "budget_exceeded")) == 15
+    assert replicate_emulator.created_count == 10
+    page = admin_client.get("/admin/nanobanana_django/generatedimage/spend/").content.decode()
+    assert "<td>10</td>" in page  # images today
+    assert "0.40 USD" in page
