@@ -782,7 +782,9 @@ class _Handler(Handler):
         """The request body, or None when it is over Google's limit."""
         try:
             return self._read_body(MAX_REQUEST_BYTES)
-        except (BodyTooLarge, ValueError):
+        except BodyTooLarge:
+            return None  # drained (the connection stays usable), or marked closed if not
+        except ValueError:  # broken chunked framing: the stream cannot be trusted
             self.close_connection = True
             return None
 
