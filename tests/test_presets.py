@@ -15,6 +15,7 @@ from nanobanana_django.services import (
     queue_generation,
     retry_generation,
 )
+from tests.test_admin import articles_url, confirm, run_action
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -252,3 +253,67 @@ def test_a_retry_keeps_the_preset(settings):
     assert again.preset == "social_post"
     assert again.prompt == row.prompt  # the guidance is not added twice
     assert again.input_params == row.input_params
+
+
+# The admin action ------------------------------------------------------------------------
+
+ADMIN_URLS = pytest.mark.urls("tests.test_admin")
+
+
+@ADMIN_URLS
+def test_the_admin_page_offers_the_presets_with_the_models_default_chosen(admin_client, settings):
+    register(settings, preset="print")
+    article = Article.objects.create(title="Tides", topic="sea")
+    page = run_action(admin_client, articles_url(), "generate_header_image", [article])
+    html = page.content.decode()
+
+    assert '<option value="print" selected>Print (4K, 4:3)</option>' in html
+    assert '<option value="event">Event content (1K, 16:9, web search)</option>' in html
+    assert '<option value="4K" selected>4K</option>' in html
+    assert get_presets()["print"].prompt_guidance in html  # the prompt shown is the one sent
+
+
+@ADMIN_URLS
+def test_picking_a_preset_in_the_admin_sends_its_inputs_and_a_changed_input_wins(
+    admin_client, settings
+):
+    register(settings, preset="print")
+    article = Article.objects.create(title="Tides", topic="sea")
+    shown = run_action(admin_client, articles_url(), "generate_header_image", [article])
+    prompt = shown.context["form"].initial["prompt"]
+
+    # The inputs still show the print preset's 4K 4:3; only output_format was changed.
+    confirm(
+        admin_client,
+        [article],
+        preset="social_post",
+        resolution="4K",
+        aspect_ratio="4:3",
+        output_format="png",
+        prompt=prompt,
+    )
+
+    row = GeneratedImage.objects.get()
+    assert row.preset == "social_post"
+    assert row.input_params == {"resolution": "1K", "aspect_ratio": "1:1", "output_format": "png"}
+    assert row.prompt.endswith(get_presets()["social_post"].prompt_guidance)
+
+
+@ADMIN_URLS
+def test_a_preset_the_provider_cannot_honour_is_shown_on_the_admin_page(admin_client, settings):
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "PRESETS": {"searching": {"input": {"image_search": True}, "provider": "no_search"}},
+        "PROVIDERS": {
+            "no_search": {
+                "BACKEND": "nanobanana_django.providers.replicate.ReplicateProvider",
+                "OPTIONS": {"model": "google/nano-banana", "api_token": "r8_test"},
+            }
+        },
+    }
+    article = Article.objects.create(title="Tides")
+    response = confirm(admin_client, [article], preset="searching")
+
+    assert response.status_code == 200
+    assert "cannot be used with google/nano-banana" in response.content.decode()
+    assert not GeneratedImage.objects.exists()
