@@ -93,6 +93,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 )
             )
     messages.extend(_check_content_models(provider))
+    messages.extend(_check_presets(provider))
     messages.extend(_check_plugins())
     messages.extend(_check_prices(provider))
     messages.extend(_check_runner())
@@ -394,6 +395,49 @@ def _check_content_models(default: str) -> list[checks.CheckMessage]:
                     f"NANOBANANA['MODELS'][{label!r}]['input'] is not valid for {route.model} "
                     f"(provider {route.alias!r}): {_messages(exc)}",
                     id="nanobanana.E005",
+                )
+            )
+    return messages
+
+
+def _check_presets(default: str) -> list[checks.CheckMessage]:
+    """Presets in use (a model's default, every site preset) against their provider."""
+    from .presets import get_presets
+    from .registry import registered_configs
+
+    try:
+        site_presets = set(app_settings.PRESETS)
+    except ImproperlyConfigured:
+        return []  # E001
+    try:
+        presets = get_presets()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="nanobanana.E012")]
+    uses: list[tuple[str, Any, str | None]] = [
+        (f"NANOBANANA['PRESETS'][{name!r}]", presets[name], presets[name].provider or default)
+        for name in presets
+        if name in site_presets
+    ]
+    try:
+        configs = registered_configs()
+    except ImproperlyConfigured:
+        configs = []  # E006
+    for config in configs:
+        if config.preset:
+            preset = presets[config.preset]
+            alias = config.provider or preset.provider or default
+            uses.append((f"NANOBANANA['MODELS'][{config.label!r}]['preset']", preset, alias))
+    messages: list[checks.CheckMessage] = []
+    for where, preset, alias in uses:
+        route = _route(alias)
+        problem = preset.problem_on(route) if route is not None else None
+        if problem:
+            messages.append(
+                checks.Error(
+                    f"{where}: {problem}",
+                    hint="Name a preset whose inputs the model takes, change the preset's "
+                    "'input', or give it a 'provider' whose model takes them (docs/presets.md).",
+                    id="nanobanana.E012",
                 )
             )
     return messages

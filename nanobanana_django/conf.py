@@ -22,6 +22,17 @@ SETTINGS_NAME = "NANOBANANA"
 PLACEHOLDER = "placeholder"
 REPLICATE = "replicate"
 
+#: The keys of a ``PRESETS`` entry (``references`` and ``steps`` only as "not yet").
+PRESET_KEYS = (
+    "label",
+    "input",
+    "prompt_guidance",
+    "prompt_template",
+    "provider",
+    "references",
+    "steps",
+)
+
 _DURATION_PART = re.compile(r"(\d+)(ms|h|m|s)")
 
 
@@ -190,6 +201,47 @@ class AppSettings:
         if value is not None and not isinstance(value, str):
             raise self._error("PROMPT_TEMPLATE", "must be a string", "Give template text.")
         return value
+
+    @property
+    def PRESETS(self) -> dict[str, dict[str, Any]]:
+        """Named presets of inputs and prompt guidance, added to (or replacing keys of) the
+        built-in ones: ``{"name": {"input": {...}, "prompt_guidance": "...", ...}}``.
+
+        Default ``{}``. Keys: ``label``, ``input``, ``prompt_guidance``, ``prompt_template``,
+        ``provider``; ``references`` and ``steps`` are not supported yet (docs/presets.md).
+        """
+        value = self._get("PRESETS", {})
+        fix = "For example {'newsletter': {'input': {'aspect_ratio': '3:2'}}}."
+        if not isinstance(value, Mapping):
+            raise self._error("PRESETS", "must be a dict", fix)
+        for name, entry in value.items():
+            if not isinstance(name, str) or not 1 <= len(name) <= 50:
+                raise self._error("PRESETS", f"has the name {name!r}", "Use 1 to 50 characters.")
+            if not isinstance(entry, Mapping):
+                raise self._error("PRESETS", f"[{name!r}] must be a dict", fix)
+            for key in ("references", "steps"):
+                if entry.get(key):
+                    raise self._error(
+                        "PRESETS",
+                        f"[{name!r}][{key!r}] is not supported yet",
+                        f"Remove {key!r}: reference sets and post-processing steps are not "
+                        "in this version (docs/presets.md).",
+                    )
+            unknown = sorted(set(entry) - set(PRESET_KEYS))
+            if unknown:
+                raise self._error(
+                    "PRESETS",
+                    f"[{name!r}] has unknown keys {unknown}",
+                    f"Use {', '.join(PRESET_KEYS)}.",
+                )
+            if not isinstance(entry.get("input", {}), Mapping):
+                raise self._error("PRESETS", f"[{name!r}]['input'] must be a dict", fix)
+            for key in ("label", "prompt_guidance", "prompt_template", "provider"):
+                if entry.get(key) is not None and not isinstance(entry[key], str):
+                    raise self._error(
+                        "PRESETS", f"[{name!r}][{key!r}] must be a string", "Give text."
+                    )
+        return {name: dict(entry) for name, entry in value.items()}
 
     # Replicate ----------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django import forms
@@ -21,8 +21,20 @@ CHOICE_LABELS = {
 
 
 class GenerateHeaderImageForm(forms.Form):
-    """Inputs for a batch of generations; only those the configured model takes are shown."""
+    """Inputs for a batch of generations; only those the configured model takes are shown.
 
+    Only the inputs and the prompt an editor changes are sent: the others come from the
+    picked preset, so picking one is enough.
+    """
+
+    preset = forms.ChoiceField(
+        label=_("Preset"),
+        required=False,
+        help_text=_(
+            "A bundle of size, shape and prompt guidance. The inputs below start at the "
+            "model's default; the ones you change win over the preset picked here."
+        ),
+    )
     resolution = forms.ChoiceField(
         label=_("Resolution"),
         help_text=_("Larger images take longer and cost more."),
@@ -48,9 +60,14 @@ class GenerateHeaderImageForm(forms.Form):
         spec: ModelSpec,
         defaults: Mapping[str, Any],
         several: bool,
+        presets: Sequence[tuple[str, str]] = (),
+        default_preset: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        none = [] if default_preset else [("", _("None"))]
+        self.fields["preset"].choices = [*none, *presets]
+        self.fields["preset"].initial = default_preset or ""
         for name in INPUT_FIELDS:
             allowed = spec.choices.get(name)
             if not allowed:
@@ -71,8 +88,19 @@ class GenerateHeaderImageForm(forms.Form):
             )
 
     def model_input(self) -> dict[str, Any]:
-        """The chosen model inputs, for ``queue_generation(input=...)``."""
-        return {name: self.cleaned_data[name] for name in INPUT_FIELDS if name in self.fields}
+        """The model inputs the editor changed, for ``queue_generation(input=...)``."""
+        changed = self.changed_data
+        return {
+            name: self.cleaned_data[name]
+            for name in INPUT_FIELDS
+            if name in self.fields and name in changed
+        }
 
     def prompt_override(self) -> str | None:
+        """The prompt, when the editor wrote or edited one (else it is built per object)."""
+        if "prompt" not in self.changed_data:
+            return None
         return self.cleaned_data["prompt"] or None
+
+    def preset_choice(self) -> str | None:
+        return self.cleaned_data["preset"] or None

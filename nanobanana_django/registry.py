@@ -19,6 +19,7 @@ from django.utils.html import strip_tags
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
+from .presets import get_presets, unknown_preset
 from .prompts import compile_template
 from .targets import AttachTarget, target_for
 
@@ -34,6 +35,7 @@ OPTION_KEYS = (
     "prompt_template",
     "input",
     "provider",
+    "preset",
     "daily_budget",
     "monthly_budget",
 )
@@ -67,6 +69,8 @@ class ContentConfig:
     input: dict[str, Any] = field(default_factory=dict)
     #: The provider alias for this model's images (default: ``NANOBANANA["PROVIDER"]``).
     provider: str | None = None
+    #: The name of this model's default preset (:mod:`nanobanana_django.presets`).
+    preset: str | None = None
     #: This model's own caps, on top of the site's (``DAILY_BUDGET``, ``MONTHLY_BUDGET``).
     daily_budget: Decimal | None = None
     monthly_budget: Decimal | None = None
@@ -236,6 +240,7 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         prompt_template=template,
         input=dict(input_options),
         provider=_provider_alias(options.get("provider"), where),
+        preset=_preset_name(options.get("preset"), where),
         daily_budget=_budget(options.get("daily_budget"), f"{where}['daily_budget']"),
         monthly_budget=_budget(options.get("monthly_budget"), f"{where}['monthly_budget']"),
     )
@@ -260,6 +265,14 @@ def _provider_alias(value: Any, where: str) -> str | None:
         raise ImproperlyConfigured(
             f"{where}['provider'] must be a provider alias such as 'gemini', as a string."
         )
+    return value
+
+
+def _preset_name(value: Any, where: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in get_presets():
+        raise ImproperlyConfigured(f"{where}['preset']: {unknown_preset(value)}")
     return value
 
 

@@ -13,10 +13,11 @@ answers (docs/exactly-once.md).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, connections, models, transaction
 
 from .adapter import get_adapter
@@ -28,6 +29,7 @@ from .lifecycle import cancel as cancel_row
 from .lifecycle import fail
 from .models import GeneratedImage
 from .pipeline import complete_generation, run_generation
+from .presets import Preset, get_preset, get_presets
 from .providers import get_provider, get_provider_config
 from .registry import ContentConfig, get_config
 from .runners import IMMEDIATE, enqueue_generation
@@ -37,6 +39,7 @@ __all__ = [
     "GenerationInProgress",
     "Interrupted",
     "attach",
+    "build_prompt",
     "cancel_generation",
     "complete_generation",
     "create_generation",
@@ -59,17 +62,21 @@ def generate_for(
     input: dict[str, Any] | None = None,
     overwrite: bool = False,
     provider: str | None = None,
+    preset: str | None = None,
 ) -> GeneratedImage:
     """Generate a header image for ``obj`` now, in this process, and attach it.
 
     ``obj`` must belong to a model registered in ``NANOBANANA["MODELS"]``. The prompt
-    is built from its title and topic unless given. Raises ``ValidationError`` for
+    is built from its title and topic unless given; ``preset`` names a preset
+    (default: the model's). Raises ``ValidationError`` for
     bad input, :class:`AlreadyHasImage` when ``obj`` has an image and ``overwrite`` is
     false, and :class:`GenerationInProgress` when one is already under way (all
     before anything is sent). Provider failures do not raise: they end as a
     ``failed`` row whose ``error_message`` says what happened.
     """
-    row = create_generation(obj, prompt=prompt, input=input, overwrite=overwrite, provider=provider)
+    row = create_generation(
+        obj, prompt=prompt, input=input, overwrite=overwrite, provider=provider, preset=preset
+    )
     row = run_generation(row.pk)
     if row.status == Status.SUCCEEDED:
         _show_attached_image(obj)
@@ -98,9 +105,13 @@ def generate_image(
     *,
     input: dict[str, Any] | None = None,
     provider: str | None = None,
+    preset: str | None = None,
 ) -> GeneratedImage:
-    """Generate an image for a bare prompt now; the result is ``row.image``."""
-    row = create_generation(None, prompt=prompt, input=input, provider=provider)
+    """Generate an image for a bare prompt now; the result is ``row.image``.
+
+    A ``preset`` gives its inputs; the prompt is sent as given, without its guidance.
+    """
+    row = create_generation(None, prompt=prompt, input=input, provider=provider, preset=preset)
     return run_generation(row.pk)
 
 
@@ -111,6 +122,7 @@ def queue_generation(
     input: dict[str, Any] | None = None,
     overwrite: bool = False,
     provider: str | None = None,
+    preset: str | None = None,
     image_checked: bool = False,
 ) -> GeneratedImage:
     """Record a generation and run it in the background after the transaction commits.
@@ -125,6 +137,7 @@ def queue_generation(
         input=input,
         overwrite=overwrite,
         provider=provider,
+        preset=preset,
         image_checked=image_checked,
     )
     transaction.on_commit(partial(_enqueue, row.pk, row.provider))
@@ -138,16 +151,19 @@ def create_generation(
     input: dict[str, Any] | None = None,
     overwrite: bool = False,
     provider: str | None = None,
+    preset: str | None = None,
     image_checked: bool = False,
 ) -> GeneratedImage:
     """Validate a request and record it as a ``queued`` row; nothing is sent yet.
 
-    Input is resolved from ``NANOBANANA["DEFAULT_INPUT"]``, the model's registration
-    (through the adapter) and ``input``, in that order, then validated against the
-    model of the provider that will receive it: ``provider`` (an alias), else the
-    registration's, else ``NANOBANANA["PROVIDER"]``. ``image_checked`` says the caller
-    has just seen the object's image field empty in the database (the publish hook),
-    saving a query.
+    Input is resolved from ``NANOBANANA["DEFAULT_INPUT"]``, the model's default preset,
+    the model's registration (through the adapter), the ``preset`` picked here and
+    ``input``, in that order, then validated against the model of the provider that
+    will receive it: ``provider`` (an alias), else the picked preset's, else the
+    registration's, else its default preset's, else ``NANOBANANA["PROVIDER"]``. A
+    preset the provider cannot honour is a ``ValidationError`` on ``preset``.
+    ``image_checked`` says the caller has just seen the object's image field empty in
+    the database (the publish hook), saving a query.
     """
     params = dict(app_settings.DEFAULT_INPUT)
     config: ContentConfig | None = None
@@ -155,7 +171,21 @@ def create_generation(
         if obj.pk is None:
             raise ValueError("Save the object before generating an image for it.")
         config = get_config(obj)
-    route = get_provider_config(provider or (config and config.provider) or None)
+    picked, default = _presets_for(config, preset)
+    active = picked or default
+    route = get_provider_config(
+        provider
+        or (picked and picked.provider)
+        or (config and config.provider)
+        or (default and default.provider)
+        or None
+    )
+    if active is not None:
+        problem = active.problem_on(route)
+        if problem:
+            raise ValidationError({"preset": [problem]})
+        if default is not None:
+            params.update(default.input)
     if obj is not None and config is not None:
         adapter = get_adapter()
         params.update(adapter.get_input(obj, config))
@@ -167,7 +197,9 @@ def create_generation(
         if not connections[GeneratedImage.objects.db].features.supports_partial_indexes:
             _refuse_if_in_progress(obj, config)  # no constraint to rely on (MySQL)
         if prompt is None:
-            prompt = adapter.build_prompt(obj, config)
+            prompt = _build_prompt(obj, config, picked, default)
+    if picked is not None:
+        params.update(picked.input)
     params.update(input or {})
     sent = route.validate(prompt, params)
 
@@ -177,6 +209,7 @@ def create_generation(
         prompt=sent.pop("prompt"),
         input_params=sent,
         overwrite=overwrite,
+        preset=active.name if active is not None else "",
     )
     if obj is not None and config is not None:
         row.content_object = obj
@@ -190,6 +223,47 @@ def create_generation(
             _refuse_if_in_progress(obj, config)
         raise
     return row
+
+
+def build_prompt(obj: models.Model, *, preset: str | None = None) -> str:
+    """The prompt a generation for ``obj`` would be sent (default: the model's preset)."""
+    config = get_config(obj)
+    picked, default = _presets_for(config, preset)
+    return _build_prompt(obj, config, picked, default)
+
+
+def _presets_for(
+    config: ContentConfig | None, name: str | None
+) -> tuple[Preset | None, Preset | None]:
+    """(the preset picked for this call, the model's default preset).
+
+    Picking the model's default preset is the same as picking none: it keeps its place
+    below the registration's ``input``.
+    """
+    default = get_preset(config.preset) if config is not None and config.preset else None
+    picked = get_preset(name) if name else None
+    if picked is not None and default is not None and picked.name == default.name:
+        picked = None
+    return picked, default
+
+
+def _build_prompt(
+    obj: models.Model, config: ContentConfig, picked: Preset | None, default: Preset | None
+) -> str:
+    """The adapter's prompt, with the active preset's template and guidance.
+
+    A picked preset's template beats the registration's; the model's default preset's
+    template only stands in for a registration without one.
+    """
+    active = picked or default
+    if (
+        active is not None
+        and active.prompt_template
+        and (picked is not None or not config.prompt_template)
+    ):
+        config = replace(config, prompt_template=active.prompt_template)
+    prompt = get_adapter().build_prompt(obj, config)
+    return active.apply_guidance(prompt) if active is not None else prompt
 
 
 def cancel_generation(row: GeneratedImage) -> bool:
@@ -210,12 +284,13 @@ def cancel_generation(row: GeneratedImage) -> bool:
 
 
 def retry_generation(row: GeneratedImage, *, overwrite: bool | None = None) -> GeneratedImage:
-    """Queue a new generation with ``row``'s prompt, inputs and object."""
+    """Queue a new generation with ``row``'s prompt, inputs, preset and object."""
     return queue_generation(
         row.content_object if row.content_type_id else None,
         prompt=row.prompt,
         input=dict(row.input_params),
         overwrite=row.overwrite if overwrite is None else overwrite,
+        preset=row.preset if row.preset in get_presets() else None,  # kept unless removed
     )
 
 

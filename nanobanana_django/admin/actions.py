@@ -20,13 +20,13 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from ..adapter import get_adapter
 from ..conf import app_settings
 from ..forms import GenerateHeaderImageForm
 from ..models import GeneratedImage
+from ..presets import get_presets
 from ..providers import get_provider_config
 from ..registry import ContentConfig, find_config
-from ..services import AlreadyHasImage, GenerationInProgress, queue_generation
+from ..services import AlreadyHasImage, GenerationInProgress, build_prompt, queue_generation
 from .display import admin_url, breadcrumbs, current_image_url, object_label, report
 
 ADMIN_MEDIA = forms.Media(css={"all": ["nanobanana_django/admin.css"]})
@@ -77,11 +77,19 @@ def generate_header_image(
 
     objects = list(queryset)
     several = len(objects) > 1
+    presets = get_presets()
+    default = presets.get(config.preset) if config.preset else None
     form_options = {
-        "spec": get_provider_config(config.provider).spec(),
-        "defaults": {**app_settings.DEFAULT_INPUT, **config.input},
+        "spec": get_provider_config(config.provider or (default and default.provider)).spec(),
+        "defaults": {
+            **app_settings.DEFAULT_INPUT,
+            **(default.input if default else {}),
+            **config.input,
+        },
         "several": several,
-        "initial": {} if several else {"prompt": get_adapter().build_prompt(objects[0], config)},
+        "presets": [(name, preset.label) for name, preset in presets.items()],
+        "default_preset": config.preset,
+        "initial": {} if several else {"prompt": build_prompt(objects[0])},
     }
     if not request.POST.get("post"):
         form = GenerateHeaderImageForm(**form_options)
@@ -131,6 +139,7 @@ def _queue_generations(
                 prompt=form.prompt_override(),
                 input=form.model_input(),
                 overwrite=form.cleaned_data["replace"],
+                preset=form.preset_choice(),
             )
         except AlreadyHasImage:
             skipped.append(
@@ -204,7 +213,6 @@ def _describe(
         )
         .values_list("object_id", flat=True)
     )
-    adapter = get_adapter()
     return [
         _Selected(
             obj=obj,
@@ -212,7 +220,7 @@ def _describe(
             image_url=current_image_url(obj, config),
             has_image=config.has_image(obj, fresh=False),
             in_progress=str(obj.pk) in busy,
-            prompt=adapter.build_prompt(obj, config) if with_prompts else "",
+            prompt=build_prompt(obj) if with_prompts else "",
         )
         for obj in objects
     ]
