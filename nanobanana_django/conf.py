@@ -394,6 +394,27 @@ class AppSettings:
         return value.strip("/")
 
     @property
+    def RENDITION_WIDTHS(self) -> tuple[int, ...]:
+        """Widths of the smaller copies made once when an image is stored, for the
+        ``{% header_image %}`` tag's ``srcset``; only those narrower than the image are made.
+        Default ``(480, 768, 1024)``; ``()`` makes none."""
+        value = self._get("RENDITION_WIDTHS", (480, 768, 1024))
+        if (
+            isinstance(value, (str, bytes))
+            or not isinstance(value, (list, tuple))
+            or not all(
+                isinstance(width, int) and not isinstance(width, bool) and width > 0
+                for width in value
+            )
+        ):
+            raise self._error(
+                "RENDITION_WIDTHS",
+                f"is {value!r}",
+                "Give a list of widths in pixels, e.g. [480, 768, 1024], or [] for none.",
+            )
+        return tuple(sorted(set(value)))
+
+    @property
     def MAX_IMAGE_BYTES(self) -> int:
         """Largest image download accepted, in bytes. Default 50 MiB (a 4K PNG is ~25 MiB)."""
         return int(self._positive_number("MAX_IMAGE_BYTES", 50 * 1024 * 1024))

@@ -155,11 +155,18 @@ class GeneratedImage(models.Model):
         upload_to=generated_image_upload_to,
         max_length=255,
         blank=True,
+        db_index=True,  # the {% header_image %} tag finds a row by its file name
     )
     image_format = models.CharField(_("format"), max_length=10, blank=True)
     width = models.PositiveIntegerField(_("width"), null=True, blank=True)
     height = models.PositiveIntegerField(_("height"), null=True, blank=True)
     size_bytes = models.PositiveBigIntegerField(_("size (bytes)"), null=True, blank=True)
+    renditions = models.JSONField(
+        _("renditions"),
+        default=dict,
+        blank=True,
+        help_text=_("Smaller copies in the same storage: {width: file name}."),
+    )
 
     error_code = models.CharField(_("error code"), max_length=50, blank=True)
     error_message = models.TextField(_("error"), blank=True)

@@ -52,6 +52,7 @@ from .models import GeneratedImage
 from .providers import GenerationRequest, Prediction, Provider, get_provider
 from .providers.base import ABORTED, CANCELED, FAILED, SUCCEEDED
 from .registry import config_for_stored
+from .renditions import delete_renditions, make_renditions
 from .signals import image_generated
 
 logger = logging.getLogger(__name__)
@@ -338,7 +339,8 @@ def _finish(row: GeneratedImage, provider: Provider, prediction: Prediction) -> 
 
 
 def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> None:
-    """Download, check and save the image, then mark the row done and attach it at once.
+    """Download, check and save the image and its renditions, then mark the row done and
+    attach it at once.
 
     One write transaction for the row and its object (the storing, succeeded and
     attached), so that on a shared database a finished image costs one commit.
@@ -351,12 +353,14 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
             raise
         except Exception as exc:
             raise StorageFailed(_storage_failure(exc)) from exc
+        renditions = make_renditions(output, info, row.image.name, row.image.storage)
     done = {
         "image": row.image.name,
         "image_format": info.format,
         "width": info.width,
         "height": info.height,
         "size_bytes": info.size_bytes,
+        "renditions": renditions,
     }
     if prediction.predict_time is not None:
         done["predict_time"] = prediction.predict_time
@@ -371,10 +375,12 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
             if finished:
                 attached = bool(row.content_type_id) and _attach_quietly(row)
     except DatabaseError:
+        delete_renditions(renditions, row.image.storage)
         row.image.delete(save=False)
         raise
     if not finished:
         # Someone else finished or canceled this row meanwhile; keep theirs.
+        delete_renditions(renditions, row.image.storage)
         row.image.delete(save=False)
         row.refresh_from_db()
         return

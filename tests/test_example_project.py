@@ -7,12 +7,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
+
+from tests.test_admin_browser import browser, loaded, save_screenshot  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -169,50 +172,110 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def test_publishing_in_the_demo_admin_gives_an_image_with_no_further_action(tmp_path):
+@contextmanager
+def demo_server(tmp_path):
+    """``manage.py demo`` serving on a free port (its seeded articles have their images once
+    it answers); yields its base URL, and stops it as Ctrl-C does."""
     port = free_port()
-    env = demo_environment(tmp_path)
     demo = subprocess.Popen(
         [sys.executable, "example_project/manage.py", "demo", "--addrport", f"127.0.0.1:{port}"],
         cwd=ROOT,
-        env=env,
+        env=demo_environment(tmp_path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=10) as browser:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    login = browser.get("/admin/login/")
-                    break
-                except httpx.ConnectError:
-                    assert demo.poll() is None, "the demo stopped"
-                    assert time.monotonic() < deadline, "the demo server never came up"
-                    time.sleep(0.3)
-            form = fields_of(login.text)
-            form.update(username="admin", password="admin")
-            assert browser.post("/admin/login/?next=/admin/", data=form).status_code == 302
-
-            draft = header_images(tmp_path)
-            [draft_id] = [pk for pk, name in draft.items() if not name]
-            page = browser.get(f"/admin/blog/article/{draft_id}/change/")
-            form = fields_of(page.text)
-            assert form["status"] == "draft"
-            form["status"] = "published"
-            saved = browser.post(f"/admin/blog/article/{draft_id}/change/", data=form)
-            assert saved.status_code == 302, saved.text[:2000]
-
-            deadline = time.monotonic() + 60
-            while not header_images(tmp_path)[draft_id]:
-                assert time.monotonic() < deadline, "no image appeared after publishing"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/admin/login/", timeout=10)
+                break
+            except httpx.ConnectError:
+                assert demo.poll() is None, "the demo stopped"
+                assert time.monotonic() < deadline, "the demo server never came up"
                 time.sleep(0.3)
-            image = browser.get(f"/media/{header_images(tmp_path)[draft_id]}")
-            assert image.headers["content-type"] == "image/jpeg"
+        yield base
     finally:
         demo.send_signal(signal.SIGINT)  # as Ctrl-C: runserver stops, then the cluster
         demo.wait(timeout=30)
+
+
+def test_publishing_in_the_demo_admin_gives_an_image_with_no_further_action(tmp_path):
+    with demo_server(tmp_path) as base, httpx.Client(base_url=base, timeout=10) as client:
+        login = client.get("/admin/login/")
+        form = fields_of(login.text)
+        form.update(username="admin", password="admin")
+        assert client.post("/admin/login/?next=/admin/", data=form).status_code == 302
+
+        draft = header_images(tmp_path)
+        [draft_id] = [pk for pk, name in draft.items() if not name]
+        page = client.get(f"/admin/blog/article/{draft_id}/change/")
+        form = fields_of(page.text)
+        assert form["status"] == "draft"
+        form["status"] = "published"
+        saved = client.post(f"/admin/blog/article/{draft_id}/change/", data=form)
+        assert saved.status_code == 302, saved.text[:2000]
+
+        deadline = time.monotonic() + 60
+        while not header_images(tmp_path)[draft_id]:
+            assert time.monotonic() < deadline, "no image appeared after publishing"
+            time.sleep(0.3)
+        image = client.get(f"/media/{header_images(tmp_path)[draft_id]}")
+        assert image.headers["content-type"] == "image/jpeg"
+
+
+def test_the_public_blog_shows_every_header_image_in_a_browser(tmp_path, browser):  # noqa: F811
+    """The blog at ``/``, reached from the admin's "View site": list and article pages whose
+    ``{% header_image %}`` images all load, at every width of their srcset."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    with demo_server(tmp_path) as base:
+        browser.get(f"{base}/admin/login/?next=/admin/")
+        browser.find_element(By.NAME, "username").send_keys("admin")
+        browser.find_element(By.NAME, "password").send_keys("admin")
+        browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        view_site = wait.until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, "#user-tools a[href='/']"))
+        )
+        assert view_site.text.lower() == "view site"
+        view_site.click()
+
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "ul.articles")))
+        images = browser.find_elements(By.CSS_SELECTOR, "ul.articles img")
+        assert len(images) == 4  # the published articles; the draft is not listed
+        wait.until(lambda driver: all(loaded(driver, image) for image in images))
+        for image in images:
+            assert image.get_attribute("alt") and image.get_attribute("loading") == "lazy"
+            assert (image.get_dom_attribute("width"), image.get_dom_attribute("height")) == (
+                "1376",
+                "768",
+            )
+            widths = []
+            for entry in image.get_dom_attribute("srcset").split(", "):
+                url, width = entry.split(" ")
+                assert httpx.get(base + url, timeout=10).headers["content-type"] == "image/jpeg"
+                widths.append(width)
+            assert widths == ["480w", "768w", "1024w", "1376w"]
+            # About 300 px wide on the list: the browser took the 480 px rendition.
+            assert browser.execute_script("return arguments[0].currentSrc", image).endswith(
+                "-480w.jpg"
+            )
+        title = browser.find_element(By.CSS_SELECTOR, "ul.articles h2").text
+
+        browser.find_element(By.CSS_SELECTOR, "ul.articles a").click()
+        heading = wait.until(EC.presence_of_element_located((By.TAG_NAME, "h1")))
+        assert heading.text == title
+        [image] = browser.find_elements(By.CSS_SELECTOR, "article img")
+        wait.until(lambda driver: loaded(driver, image))
+        assert image.get_attribute("alt") == title
+        save_screenshot(browser, "public-detail.png")
+
+        drafts = [pk for pk, name in header_images(tmp_path).items() if not name]
+        assert httpx.get(f"{base}/articles/{drafts[0]}/", timeout=10).status_code == 404
 
 
 def test_the_example_switches_to_gemini_from_the_environment(run, tmp_path, gemini_emulator):

@@ -41,7 +41,9 @@ def test_generating_for_an_article_stores_one_file_and_attaches_it(media_root):
     assert re.fullmatch(r"nanobanana/\d{4}/\d{2}/[0-9a-f]{32}\.jpg", row.image.name)
     assert article.header_image.name == row.image.name
     assert Article.objects.get().header_image.name == row.image.name
-    assert files_under(media_root) == [row.image.name]  # no second copy of the bytes
+    # No second copy of the bytes: the image and its smaller renditions only.
+    assert files_under(media_root) == sorted([row.image.name, *row.renditions.values()])
+    assert list(row.renditions) == ["480", "768", "1024"]
     with Image.open(row.image.path) as image:
         assert image.format == "JPEG"
         assert image.size == (row.width, row.height) == (1376, 768)

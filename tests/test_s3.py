@@ -108,12 +108,14 @@ def s3_server():
 
 @pytest.fixture
 def s3(s3_server, settings):
-    """Two fresh buckets; generated images go to ``headers`` on the first one."""
+    """Two fresh buckets; generated images go to ``headers`` on the first one (without
+    renditions, so that each test counts the image's own objects and requests)."""
     s3_server.first, s3_server.second = s3_server.bucket(), s3_server.bucket()
     settings.STORAGES = {**settings.STORAGES, "headers": s3_server.storage(s3_server.first)}
     settings.NANOBANANA = {
         **settings.NANOBANANA,
         "STORAGE": "headers",
+        "RENDITION_WIDTHS": [],
         "MODELS": {
             "testapp.Story": {"title_field": "title", "image_field": "cover"},
             "testapp.Poster": {"title_field": "name", "image_field": "picture"},
@@ -144,6 +146,21 @@ def test_generated_images_are_stored_in_the_bucket(s3, media_root):
     assert not media_root.exists() or not any(media_root.rglob("*.*"))  # nothing on local disk
     with GeneratedImage.objects.get().image.open("rb") as stored:  # read back through Django
         assert stored.read() == data
+
+
+def test_renditions_go_to_the_bucket_next_to_the_image_without_reading_it_back(s3, settings):
+    settings.NANOBANANA = {**settings.NANOBANANA, "RENDITION_WIDTHS": [480, 768]}
+    mark = len(s3.requests)
+
+    row = generate_image("a lighthouse at dusk")
+
+    requests = s3.since(mark)
+    stem = row.image.name.removesuffix(".jpg")
+    assert row.renditions == {"480": f"{stem}-480w.jpg", "768": f"{stem}-768w.jpg"}
+    assert s3.keys(s3.first) == sorted([row.image.name, *row.renditions.values()])
+    assert dimensions(s3.read(s3.first, row.renditions["480"])) == (480, 268)
+    assert [method for method, _ in requests if method in ("PUT", "POST")] == ["PUT"] * 3
+    assert [path for method, path in requests if method == "GET"] == []
 
 
 def test_the_bucket_prefix_and_upload_to_make_the_key(s3, settings):

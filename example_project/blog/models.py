@@ -1,4 +1,5 @@
 from django.db import models
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 
@@ -23,3 +24,7 @@ class Article(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def get_absolute_url(self) -> str:
+        """The public page (the admin's "View on site" link); a draft's is a 404."""
+        return reverse("blog:article-detail", args=[self.pk])

@@ -60,8 +60,9 @@ class Command(BaseCommand):
             self.wait_for_images(options["wait"])
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Demo ready: http://{options['addrport']}/admin/ (user admin, password "
-                    "admin). Publish an article and its header image appears in a few seconds."
+                    f"Demo ready: the blog at http://{options['addrport']}/, the admin at "
+                    f"http://{options['addrport']}/admin/ (user admin, password admin). "
+                    "Publish an article and its header image appears in a few seconds."
                 )
             )
             if not options["no_server"]:
