@@ -27,7 +27,10 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11; we support 3.10
 
 __all__ = ["TLS", "BodyTooLarge", "Emulator", "Fault", "FaultQueue", "Handler", "Server"]
 
