@@ -59,6 +59,7 @@ from ..exceptions import (
     SubmissionUncertain,
 )
 from ..images import ImageInfo, inspect, spool
+from .http import tls_context
 
 __all__ = [
     "AsyncGeminiClient",
@@ -743,6 +744,7 @@ class GeminiClient(_BaseClient):
             headers=self._user_agent(),
             transport=transport,
             follow_redirects=False,
+            verify=tls_context(),
         )
 
     def close(self) -> None:
@@ -829,6 +831,7 @@ class AsyncGeminiClient(_BaseClient):
             headers=self._user_agent(),
             transport=transport,
             follow_redirects=False,
+            verify=tls_context(),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),

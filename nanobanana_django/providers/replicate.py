@@ -8,11 +8,9 @@ backoff on 429 and 5xx, honouring ``Retry-After``.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import random
-import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,6 +43,7 @@ from ..images import spool
 from ..ratelimit import CreateRateLimiter
 from ..specs import ModelSpec
 from .base import TERMINAL_STATUSES, Capabilities, GenerationRequest, Prediction, Provider
+from .http import tls_context
 from .replicate_models import REPLICATE_MODELS, get_model_spec
 
 logger = logging.getLogger(__name__)
@@ -65,17 +64,6 @@ class ReplicatePrediction(Prediction):
 
     #: What a succeeded output without an image URL looked like (never its values).
     output_shape: str | None = None
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One verifying TLS context per process, shared by every provider's client.
-
-    Building one loads the CA bundle (about 25 ms of CPU); httpx would do it for each
-    client, so for each task and each image the poller stored. The context is httpx's
-    default (certifi, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` as the process started).
-    """
-    return httpx.create_ssl_context()
 
 
 class ReplicateProvider(Provider):
@@ -123,7 +111,7 @@ class ReplicateProvider(Provider):
             headers={"User-Agent": f"nanobanana-django/{__version__}"},
             transport=transport,
             follow_redirects=False,
-            verify=_tls_context(),
+            verify=tls_context(),
         )
         # Kept out of the client's default headers so that it is sent only where we
         # decide (the API and Replicate's file hosts), never to a stray output URL.
