@@ -114,6 +114,63 @@ class GeneratedImage(models.Model):
         help_text=_("The reference images sent with the prompt, in order."),
     )
     preset = models.CharField(_("preset"), max_length=50, blank=True)
+
+    class Review(models.TextChoices):
+        NONE = "", _("Not needed")
+        PENDING = "pending", _("Awaiting review")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+
+    auto_attach = models.BooleanField(
+        _("attach when done"),
+        default=True,
+        help_text=_(
+            "Attach the image to its object as soon as it is made. Edits and variants "
+            "wait for an editor to choose them."
+        ),
+    )
+    review = models.CharField(
+        _("review"),
+        max_length=20,
+        choices=Review.choices,
+        default=Review.NONE,
+        blank=True,
+        db_index=True,
+        help_text=_("With approval on, an image waits for an editor before it is attached."),
+    )
+    batch = models.UUIDField(
+        _("batch"),
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("Variants asked for together share a batch."),
+    )
+    step = models.CharField(
+        _("step"),
+        max_length=50,
+        blank=True,
+        help_text=_("The post-processing step this row ran on its parent's image (e.g. upscale)."),
+    )
+    next_steps = models.JSONField(
+        _("next steps"),
+        default=list,
+        blank=True,
+        help_text=_("Steps still to run on this image once it is made, in order."),
+    )
+    provider_state = models.JSONField(
+        _("provider state"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "What the provider needs to continue from this image in an edit (for Gemini: "
+            "the model's turn with its thought signature, without the image bytes)."
+        ),
+    )
+    alt_text = models.TextField(
+        _("alt text"),
+        blank=True,
+        help_text=_("A short description of the image for screen readers and search engines."),
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -183,7 +240,10 @@ class GeneratedImage(models.Model):
             # not a flag, stops a double publish from billing two predictions.
             models.UniqueConstraint(
                 fields=["content_type", "object_id", "target_field"],
-                condition=models.Q(status__in=["queued", "running"], content_type__isnull=False),
+                # Edits and variants (auto_attach off) are an editor's explicit choice.
+                condition=models.Q(
+                    status__in=["queued", "running"], content_type__isnull=False, auto_attach=True
+                ),
                 name="nanobanana_one_unfinished_per_target",
             )
         ]
@@ -201,6 +261,14 @@ class GeneratedImage(models.Model):
         return self.status in self.Status.finished()
 
     @property
+    def attaches_when_done(self) -> bool:
+        """Whether success attaches the image at once (not an edit, a variant, a step
+        awaiting its successor, or an image awaiting review)."""
+        return (
+            bool(self.content_type_id) and self.auto_attach and self.review != self.Review.PENDING
+        )
+
+    @property
     def duration(self) -> float | None:
         """Wall-clock seconds from start to finish, as the site saw it."""
         if self.started_at and self.finished_at:
@@ -212,6 +280,67 @@ class GeneratedImage(models.Model):
         for name, value in fields.items():
             setattr(self, name, value)
         self.save(update_fields=list(fields))
+
+
+def reference_upload_to(instance: Any, filename: str) -> str:
+    return generated_image_upload_to(instance, filename, folder="references")
+
+
+class ReferenceSet(models.Model):
+    """A named group of reference images (a brand kit) sent with every prompt that uses it.
+
+    Presets and registered models name a set by ``name`` (``"references": "brand-kit"``).
+    """
+
+    name = models.SlugField(_("name"), max_length=50, unique=True)
+    label = models.CharField(_("label"), max_length=100, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("reference set")
+        verbose_name_plural = _("reference sets")
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.label or self.name
+
+
+class ReferenceImage(models.Model):
+    """One reference image: in a set, or uploaded for one request (no set)."""
+
+    reference_set = models.ForeignKey(
+        ReferenceSet,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="images",
+        verbose_name=_("reference set"),
+    )
+    image = models.ImageField(
+        _("image"),
+        storage=generated_image_storage,
+        upload_to=reference_upload_to,
+        max_length=255,
+        width_field="width",
+        height_field="height",
+    )
+    caption = models.CharField(_("caption"), max_length=200, blank=True)
+    position = models.PositiveIntegerField(_("position"), default=0)
+    width = models.PositiveIntegerField(_("width"), null=True, blank=True, editable=False)
+    height = models.PositiveIntegerField(_("height"), null=True, blank=True, editable=False)
+    size_bytes = models.PositiveBigIntegerField(
+        _("size (bytes)"), null=True, blank=True, editable=False
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("reference image")
+        verbose_name_plural = _("reference images")
+        ordering = ("reference_set", "position", "pk")
+
+    def __str__(self) -> str:
+        return self.caption or self.image.name.rsplit("/", 1)[-1]
 
 
 class Spend(models.Model):

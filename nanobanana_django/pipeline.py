@@ -35,6 +35,7 @@ from .exceptions import (
     StorageFailed,
     SubmissionUncertain,
 )
+from .image_inputs import images_for
 from .images import inspect
 from .lifecycle import (
     RECOVER,
@@ -160,6 +161,8 @@ def _request_for(row: GeneratedImage) -> GenerationRequest:
     return GenerationRequest(
         model=row.model_name,
         input={"prompt": row.prompt, **row.input_params},
+        images=images_for(row),
+        previous_turn=(row.parent.provider_state or None) if row.parent_id else None,
         title=_title_for(row),
         webhook=webhook_url(),
         generation_id=str(row.pk),
@@ -373,7 +376,7 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
         with transaction.atomic():
             finished = mark_succeeded(row, done)
             if finished:
-                attached = bool(row.content_type_id) and _attach_quietly(row)
+                attached = row.attaches_when_done and _attach_quietly(row)
     except DatabaseError:
         delete_renditions(renditions, row.image.storage)
         row.image.delete(save=False)

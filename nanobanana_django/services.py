@@ -48,6 +48,7 @@ __all__ = [
     "queue_generation",
     "retry_generation",
     "run_generation",
+    "use_generation",
 ]
 
 logger = logging.getLogger(__name__)
@@ -264,6 +265,12 @@ def _build_prompt(
         config = replace(config, prompt_template=active.prompt_template)
     prompt = get_adapter().build_prompt(obj, config)
     return active.apply_guidance(prompt) if active is not None else prompt
+
+
+def use_generation(row: GeneratedImage) -> bool:
+    """Attach ``row``'s image to its object, replacing the one it has: an editor's choice
+    of an edit, a variant or an older version. Returns False when the object is gone."""
+    return attach(row, overwrite=True)
 
 
 def cancel_generation(row: GeneratedImage) -> bool:

@@ -76,10 +76,10 @@ def generated_image_storage() -> Storage:
     return _storage
 
 
-def generated_image_upload_to(instance: Any, filename: str) -> str:
-    """``<UPLOAD_TO>/YYYY/MM/<uuid>.<ext>``, the extension taken from ``filename``."""
+def generated_image_upload_to(instance: Any, filename: str, *, folder: str = "") -> str:
+    """``<UPLOAD_TO>/[<folder>/]YYYY/MM/<uuid>.<ext>``, the extension taken from ``filename``."""
     extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
     now = timezone.now()
-    prefix = app_settings.UPLOAD_TO
+    prefix = "/".join(part for part in (app_settings.UPLOAD_TO, folder) if part)
     name = f"{now:%Y/%m}/{uuid.uuid4().hex}.{extension}"
     return f"{prefix}/{name}" if prefix else name

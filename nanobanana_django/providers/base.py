@@ -27,11 +27,29 @@ TERMINAL_STATUSES = frozenset({SUCCEEDED, FAILED, CANCELED, ABORTED})
 
 
 @dataclass(frozen=True)
+class ImageInput:
+    """An image sent with the prompt: the image being edited or a step's input, or a
+    reference image. The provider decides how it travels (``capabilities.image_inputs``)."""
+
+    data: bytes = field(repr=False)
+    mime_type: str
+    #: A file name for logs and uploads, never a storage URL.
+    name: str = ""
+    #: ``"parent"`` (the image an edit or step works on) or ``"reference"``.
+    role: str = "reference"
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """What to generate: a model, its validated input, and context for offline art."""
 
     model: str
     input: dict[str, Any]
+    #: Images sent with the prompt, in order: the parent's first, then references.
+    images: tuple[ImageInput, ...] = ()
+    #: What the provider kept of the parent's turn (``GeneratedImage.provider_state``),
+    #: for providers that continue a conversation (``capabilities.multi_turn``).
+    previous_turn: dict[str, Any] | None = None
     title: str = ""
     #: Where the provider should report completion, if the site can receive webhooks.
     webhook: str | None = None
