@@ -31,6 +31,7 @@ PRESET_KEYS = (
     "provider",
     "references",
     "steps",
+    "grounding",
 )
 
 _DURATION_PART = re.compile(r"(\d+)(ms|h|m|s)")

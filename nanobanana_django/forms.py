@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from . import grounding as grounding_
 from .specs import MAX_PROMPT_LENGTH, ModelSpec
 
 #: Model inputs an editor may choose in the admin, in the order they are shown.
@@ -41,6 +42,12 @@ class GenerateHeaderImageForm(forms.Form):
     )
     aspect_ratio = forms.ChoiceField(label=_("Aspect ratio"))
     output_format = forms.ChoiceField(label=_("Output format"))
+    grounding = forms.ChoiceField(
+        label=_("Grounding"),
+        required=False,
+        choices=list(grounding_.LABELS.items()),
+        help_text=grounding_.HELP_TEXT,
+    )
     prompt = forms.CharField(
         label=_("Prompt"),
         required=False,
@@ -62,9 +69,20 @@ class GenerateHeaderImageForm(forms.Form):
         several: bool,
         presets: Sequence[tuple[str, str]] = (),
         default_preset: str | None = None,
+        grounding: str = grounding_.OFF,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if grounding_.can_ground(spec):
+            self.fields["grounding"].initial = grounding
+            if not grounding_.can_ground(spec, grounding_.IMAGE):
+                self.fields["grounding"].choices = [
+                    (value, label)
+                    for value, label in self.fields["grounding"].choices
+                    if value != grounding_.IMAGE
+                ]
+        else:
+            del self.fields["grounding"]
         none = [] if default_preset else [("", _("None"))]
         self.fields["preset"].choices = [*none, *presets]
         self.fields["preset"].initial = default_preset or ""
@@ -104,3 +122,9 @@ class GenerateHeaderImageForm(forms.Form):
 
     def preset_choice(self) -> str | None:
         return self.cleaned_data["preset"] or None
+
+    def grounding_choice(self) -> str | None:
+        """The grounding the editor chose, when changed (else the preset's or model's)."""
+        if "grounding" not in self.fields or "grounding" not in self.changed_data:
+            return None
+        return self.cleaned_data["grounding"] or None

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.module_loading import import_string
 
+from . import grounding as grounding_
 from .conf import app_settings
 from .presets import get_presets, unknown_preset
 from .prompts import compile_template
@@ -38,6 +39,7 @@ OPTION_KEYS = (
     "preset",
     "daily_budget",
     "monthly_budget",
+    "grounding",
 )
 
 
@@ -74,6 +76,8 @@ class ContentConfig:
     #: This model's own caps, on top of the site's (``DAILY_BUDGET``, ``MONTHLY_BUDGET``).
     daily_budget: Decimal | None = None
     monthly_budget: Decimal | None = None
+    #: ``"web"``, ``"image"`` or ``"off"`` (:mod:`nanobanana_django.grounding`), over ``input``.
+    grounding: str | None = None
 
     @property
     def image_model_field(self) -> models.Field:
@@ -243,6 +247,7 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         preset=_preset_name(options.get("preset"), where),
         daily_budget=_budget(options.get("daily_budget"), f"{where}['daily_budget']"),
         monthly_budget=_budget(options.get("monthly_budget"), f"{where}['monthly_budget']"),
+        grounding=grounding_.setting_value(options.get("grounding"), f"{where}['grounding']"),
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, connections, models, transaction
 
+from . import grounding as grounding_
 from .adapter import get_adapter
 from .attach import attach
 from .conf import app_settings
@@ -64,6 +65,7 @@ def generate_for(
     overwrite: bool = False,
     provider: str | None = None,
     preset: str | None = None,
+    grounding: str | None = None,
 ) -> GeneratedImage:
     """Generate a header image for ``obj`` now, in this process, and attach it.
 
@@ -76,7 +78,13 @@ def generate_for(
     ``failed`` row whose ``error_message`` says what happened.
     """
     row = create_generation(
-        obj, prompt=prompt, input=input, overwrite=overwrite, provider=provider, preset=preset
+        obj,
+        prompt=prompt,
+        input=input,
+        overwrite=overwrite,
+        provider=provider,
+        preset=preset,
+        grounding=grounding,
     )
     row = run_generation(row.pk)
     if row.status == Status.SUCCEEDED:
@@ -107,12 +115,15 @@ def generate_image(
     input: dict[str, Any] | None = None,
     provider: str | None = None,
     preset: str | None = None,
+    grounding: str | None = None,
 ) -> GeneratedImage:
     """Generate an image for a bare prompt now; the result is ``row.image``.
 
     A ``preset`` gives its inputs; the prompt is sent as given, without its guidance.
     """
-    row = create_generation(None, prompt=prompt, input=input, provider=provider, preset=preset)
+    row = create_generation(
+        None, prompt=prompt, input=input, provider=provider, preset=preset, grounding=grounding
+    )
     return run_generation(row.pk)
 
 
@@ -125,6 +136,7 @@ def queue_generation(
     provider: str | None = None,
     preset: str | None = None,
     image_checked: bool = False,
+    grounding: str | None = None,
 ) -> GeneratedImage:
     """Record a generation and run it in the background after the transaction commits.
 
@@ -140,6 +152,7 @@ def queue_generation(
         provider=provider,
         preset=preset,
         image_checked=image_checked,
+        grounding=grounding,
     )
     transaction.on_commit(partial(_enqueue, row.pk, row.provider))
     return row
@@ -154,6 +167,7 @@ def create_generation(
     provider: str | None = None,
     preset: str | None = None,
     image_checked: bool = False,
+    grounding: str | None = None,
 ) -> GeneratedImage:
     """Validate a request and record it as a ``queued`` row; nothing is sent yet.
 
@@ -164,8 +178,12 @@ def create_generation(
     registration's, else its default preset's, else ``NANOBANANA["PROVIDER"]``. A
     preset the provider cannot honour is a ``ValidationError`` on ``preset``.
     ``image_checked`` says the caller has just seen the object's image field empty in
-    the database (the publish hook), saving a query.
+    the database (the publish hook), saving a query. ``grounding`` (``"web"``,
+    ``"image"``, ``"off"``; default: as the presets and registration say) is a
+    ``ValidationError`` on ``grounding`` where the model cannot ground
+    (:mod:`nanobanana_django.grounding`).
     """
+    grounding = grounding_.call_value(grounding)
     params = dict(app_settings.DEFAULT_INPUT)
     config: ContentConfig | None = None
     if obj is not None:
@@ -187,9 +205,11 @@ def create_generation(
             raise ValidationError({"preset": [problem]})
         if default is not None:
             params.update(default.input)
+            params = grounding_.apply(params, default.grounding, route)
     if obj is not None and config is not None:
         adapter = get_adapter()
         params.update(adapter.get_input(obj, config))
+        params = grounding_.apply(params, config.grounding, route)
         if not overwrite and not image_checked and config.has_image(obj):
             raise AlreadyHasImage(
                 f"{config.label} {obj.pk} already has an image in "
@@ -201,7 +221,9 @@ def create_generation(
             prompt = _build_prompt(obj, config, picked, default)
     if picked is not None:
         params.update(picked.input)
+        params = grounding_.apply(params, picked.grounding, route)
     params.update(input or {})
+    params = grounding_.apply(params, grounding, route)
     sent = route.validate(prompt, params)
 
     row = GeneratedImage(

@@ -20,6 +20,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from .. import grounding
 from ..conf import app_settings
 from ..forms import GenerateHeaderImageForm
 from ..models import GeneratedImage
@@ -89,6 +90,11 @@ def generate_header_image(
         "several": several,
         "presets": [(name, preset.label) for name, preset in presets.items()],
         "default_preset": config.preset,
+        "grounding": grounding.configured(
+            (app_settings.DEFAULT_INPUT, None),
+            (default.input if default else None, default.grounding if default else None),
+            (config.input, config.grounding),
+        ),
         "initial": {} if several else {"prompt": build_prompt(objects[0])},
     }
     if not request.POST.get("post"):
@@ -140,6 +146,7 @@ def _queue_generations(
                 input=form.model_input(),
                 overwrite=form.cleaned_data["replace"],
                 preset=form.preset_choice(),
+                grounding=form.grounding_choice(),
             )
         except AlreadyHasImage:
             skipped.append(

@@ -25,6 +25,7 @@ from django.utils.text import Truncator, capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from .. import grounding
 from ..costs import money
 from ..models import GeneratedImage
 from ..registry import find_config
@@ -84,6 +85,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                 "fields": (
                     "prompt",
                     "parameters",
+                    "grounding_label",
                     "model_name",
                     "provider_label",
                     "overwrite",
@@ -107,6 +109,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         "content_object_link",
         "error",
         "parameters",
+        "grounding_label",
         "provider_label",
         "image_facts",
         "duration_label",
@@ -263,6 +266,10 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                 ),
             ),
         )
+
+    @admin.display(description=_("grounding"))
+    def grounding_label(self, row: GeneratedImage) -> str:
+        return grounding.label(grounding.of_input(row.input_params))
 
     @admin.display(description=_("provider"))
     def provider_label(self, row: GeneratedImage) -> str:
