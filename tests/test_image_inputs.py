@@ -461,3 +461,21 @@ def test_an_edit_on_the_placeholder_works_without_a_key(settings, article, brand
 
     assert child.status == Status.SUCCEEDED, child.error_message
     assert child.is_placeholder
+
+
+def test_a_placeholder_edit_follows_the_shape_of_the_image_it_edits(settings):
+    from nanobanana_django.providers.placeholder import PlaceholderProvider
+
+    tall = io.BytesIO()
+    Image.new("RGB", (90, 160), (1, 2, 3)).save(tall, format="PNG")
+    request = GenerationRequest(
+        model="google/nano-banana-2",
+        input={"prompt": "make it night", "aspect_ratio": "match_input_image"},
+        images=(ImageInput(tall.getvalue(), "image/png", "parent.png", role="parent"),),
+        generation_id="7",
+    )
+
+    prediction = PlaceholderProvider().submit(request)
+
+    with Image.open(io.BytesIO(prediction.content)) as made:
+        assert made.size == (768, 1376)  # 9:16 at 1K, as the model would match it
