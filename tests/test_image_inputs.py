@@ -1,6 +1,7 @@
 """Images sent with the prompt (edits, steps, reference images) reach each provider."""
 
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -276,6 +277,16 @@ def test_inline_image_bytes_decides_what_is_uploaded(replicate_emulator):
         provider.submit(request_with((image,)))
 
     assert [i.via for i in replicate_emulator.images_received()] == ["file"]
+
+
+def test_images_past_the_total_inline_budget_are_uploaded(monkeypatch, replicate_emulator):
+    spec = dataclasses.replace(REPLICATE_MODELS["google/nano-banana-2"], max_inline_bytes=200_000)
+    monkeypatch.setitem(REPLICATE_MODELS, spec.name, spec)
+    images = tuple(ImageInput(large_png(180), "image/png", f"{i}.png") for i in range(2))
+    with provider_for(replicate_emulator, inline_image_bytes=10**6) as provider:
+        provider.submit(request_with(images))
+
+    assert [i.via for i in replicate_emulator.images_received()] == ["data", "file"]
 
 
 def test_a_lost_create_with_images_is_found_again(replicate_emulator):
