@@ -304,3 +304,119 @@ def test_a_chain_of_three_on_gemini_replays_each_parent(gemini, article):
     assert last[0]["parts"] == [{"text": "add a full moon"}]
     (image_part,) = [p for p in last[1]["parts"] if "inlineData" in p]
     assert base64.b64decode(image_part["inlineData"]["data"]) == stored_bytes(second)
+
+
+# The admin -----------------------------------------------------------------------------------
+
+admin_urls = pytest.mark.urls("tests.test_admin")
+
+
+def admin_url(name, *args):
+    from tests.test_admin import url
+
+    return url(f"nanobanana_django_generatedimage_{name}", *args)
+
+
+@admin_urls
+def test_a_generations_page_has_the_edit_form(placeholder, article, admin_client):
+    original = generate_for(article)
+
+    page = admin_client.get(admin_url("change", original.pk)).content.decode()
+
+    assert "Edit this image" in page
+    assert f'action="{admin_url("edit", original.pk)}"' in page
+    assert 'name="instruction"' in page
+
+
+@admin_urls
+def test_posting_an_instruction_queues_an_edit_that_appears_in_the_thread(
+    placeholder, article, admin_client, settings, django_capture_on_commit_callbacks
+):
+    settings.NANOBANANA = {**settings.NANOBANANA, "TASK_RUNNER": "immediate"}
+    original = generate_for(article)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            admin_url("edit", original.pk), {"instruction": "make it night"}
+        )
+
+    assert response.status_code == 302
+    assert response["Location"] == admin_url("change", original.pk) + "#nanobanana-edit"
+    (edit,) = original.children.all()
+    assert edit.status == Status.SUCCEEDED, edit.error_message
+    assert edit.requested_by is not None
+    page = admin_client.get(response["Location"]).content.decode()
+    assert f"Edit queued as image #{edit.pk}" in page
+    assert "Version 2" in page and "make it night" in page
+    assert admin_url("use", edit.pk) in page  # not in use yet: it can be chosen
+    assert "In use" in page  # the original, still the article's image
+
+
+@admin_urls
+def test_an_empty_instruction_queues_nothing_and_says_why(placeholder, article, admin_client):
+    original = generate_for(article)
+
+    response = admin_client.post(admin_url("edit", original.pk), {"instruction": " "})
+
+    assert original.children.count() == 0
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "This field is required." in page
+
+
+@admin_urls
+def test_a_failed_version_offers_no_edit_form(placeholder, article, admin_client):
+    original = generate_for(article)
+    GeneratedImage.objects.filter(pk=original.pk).update(status=Status.FAILED, image="")
+
+    page = admin_client.get(admin_url("change", original.pk)).content.decode()
+    assert "Edit this image" not in page
+    response = admin_client.post(admin_url("edit", original.pk), {"instruction": "night"})
+    assert original.children.count() == 0
+    assert (
+        "edit a version that succeeded" in admin_client.get(response["Location"]).content.decode()
+    )
+
+
+@admin_urls
+def test_an_editor_who_may_only_view_cannot_edit(placeholder, article, client, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    original = generate_for(article)
+    user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_generatedimage", "view_article"])
+    )
+    client.force_login(user)
+
+    page = client.get(admin_url("change", original.pk)).content.decode()
+    assert "Edit this image" not in page
+    response = client.post(admin_url("edit", original.pk), {"instruction": "night"})
+    assert response.status_code == 403
+    assert original.children.count() == 0
+
+
+@admin_urls
+def test_the_articles_history_links_each_version_to_its_edit_form(
+    placeholder, article, admin_client
+):
+    from tests.test_admin import url
+
+    original = generate_for(article)
+
+    page = admin_client.get(url("testapp_article_change", article.pk)).content.decode()
+
+    assert f'href="{admin_url("change", original.pk)}#nanobanana-edit"' in page
+
+
+@admin_urls
+def test_the_thread_reloads_itself_while_a_version_is_unfinished(
+    placeholder, article, admin_client
+):
+    original = generate_for(article)
+    page = admin_client.get(admin_url("change", original.pk)).content.decode()
+    assert "data-nanobanana-refresh" not in page
+
+    queue_edit(original, "make it night")  # not committed in this test: stays queued
+
+    page = admin_client.get(admin_url("change", original.pk)).content.decode()
+    assert "data-nanobanana-refresh" in page and "edit_thread.js" in page
