@@ -43,8 +43,8 @@ class EditForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text=_(
             "Say what to change in this image, e.g. “make the background a rooftop at "
-            "sunset”. The edit becomes a new version below; the article keeps its image "
-            "until you choose “Use this image” on a version."
+            "sunset”. The edit becomes a new version in the thread; the image in use stays "
+            "until you choose “Use this image” on another version."
         ),
     )
 
