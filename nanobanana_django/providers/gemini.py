@@ -25,7 +25,7 @@ from PIL import Image
 from ..dimensions import ASPECT_RATIOS
 from ..exceptions import ImageTooLarge, OutputExpired
 from ..ratelimit import CreateRateLimiter
-from ..specs import ModelSpec
+from ..specs import ModelSpec, check_image_count
 from . import gemini_api
 from .base import (
     SUCCEEDED,
@@ -181,10 +181,7 @@ class GeminiProvider(Provider):
             resolution=params.get("resolution"),
             google_search=bool(params.get("google_search")),
             image_search=bool(params.get("image_search")),
-            images=[
-                *(_decode(item) for item in params.get("image_input", ())),
-                *((image.mime_type, image.data) for image in images),
-            ],
+            images=_images(request, images),
             history=history,
         )
         result = self._client.generate(request.model or self._model, body)
@@ -251,6 +248,18 @@ def _image_tokens(usage: dict[str, Any]) -> int | None:
             return count if isinstance(count, int) else None
     count = usage.get("candidatesTokenCount")
     return count if isinstance(count, int) else None
+
+
+def _images(request: GenerationRequest, images: tuple[ImageInput, ...]) -> list[tuple[str, bytes]]:
+    """The user turn's images, inline after the prompt: ``images`` (the request's, the
+    edited image first, then references, less an image a replayed turn carries), then any
+    ``data:`` URIs passed in ``image_input``."""
+    given = request.input.get("image_input") or ()
+    check_image_count(SPEC, len(request.images) + len(given))
+    return [
+        *((image.mime_type, image.data) for image in images),
+        *(_decode(item) for item in given),
+    ]
 
 
 def _decode(item: str) -> tuple[str, bytes]:
