@@ -2,6 +2,7 @@
 every route, and the admin shows the chain as a thread."""
 
 import base64
+from itertools import pairwise
 
 import pytest
 from django.core.cache import caches
@@ -38,6 +39,18 @@ def gemini(settings, gemini_emulator):
         "TASK_RUNNER": "immediate",
     }
     return gemini_emulator
+
+
+@pytest.fixture
+def replicate(settings, replicate_emulator):
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        **replicate_emulator.settings(),
+        "TASK_RUNNER": "immediate",
+        "POLL_INTERVAL": 0.05,
+        "REPLICATE_WAIT": 0,
+    }
+    return replicate_emulator
 
 
 @pytest.fixture
@@ -187,6 +200,43 @@ class BlindProvider(PlaceholderProvider):
     """A provider without image inputs (not the placeholder, which edits for the demo)."""
 
     is_placeholder = False
+
+
+# Replicate: the parent's stored image as an image input ------------------------------------
+
+
+def test_a_replicate_edit_sends_the_parents_stored_image(replicate, article):
+    original = generate_for(article)
+
+    edit = edit_generation(original, "make the background a rooftop at sunset")
+
+    assert edit.status == Status.SUCCEEDED, edit.error_message
+    (received,) = replicate.images_received(edit.prediction_id)
+    assert received.data == stored_bytes(original)
+    assert received.via in ("data", "file")  # never a URL of the site's storage
+    assert edit.input_params["aspect_ratio"] == "match_input_image"
+    sent = [
+        r.json()["input"] for r in replicate.requests if r.method == "POST" and "/models/" in r.path
+    ]
+    assert sent[-1]["prompt"] == "make the background a rooftop at sunset"
+    for item in sent[-1]["image_input"]:
+        assert item.startswith(("data:", f"{replicate.base_url}/v1/files/")), item
+
+
+def test_a_chain_of_three_on_replicate_sends_each_parents_image(replicate, article):
+    original = generate_for(article)
+    chain = [original]
+    for instruction in ("make it night", "add a full moon", "remove the people"):
+        chain.append(edit_generation(chain[-1], instruction))
+
+    for parent, child in pairwise(chain):
+        assert child.status == Status.SUCCEEDED, child.error_message
+        assert child.parent_id == parent.pk and child.kind == Kind.EDIT
+        (received,) = replicate.images_received(child.prediction_id)
+        assert received.data == stored_bytes(parent)
+    assert [v.pk for v in thread_of(chain[-1])] == [v.pk for v in chain]
+    article.refresh_from_db()
+    assert article.header_image.name == original.image.name
 
 
 # Gemini: the previous turn replayed with its thought signature -----------------------------
