@@ -53,6 +53,9 @@ def test_an_editor_edits_an_articles_image_and_chooses_the_new_version(
     )
     edit = GeneratedImage.objects.get(parent=original)
     assert f"image #{edit.pk}" in message.text
+    (received,) = replicate_emulator.images_received(edit.prediction_id)
+    with original.image.open("rb") as file:
+        assert received.data == file.read()  # the edit was sent the article's image
     versions = browser.find_elements(By.CSS_SELECTOR, ".nanobanana-thread .nanobanana-version")
     assert len(versions) == 2
     assert "Make the background a rooftop at sunset" in versions[1].text
