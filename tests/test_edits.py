@@ -470,3 +470,15 @@ def test_the_thread_reloads_itself_while_a_version_is_unfinished(
 
     page = admin_client.get(admin_url("change", original.pk)).content.decode()
     assert "data-nanobanana-refresh" in page and "edit_thread.js" in page
+
+
+def test_an_image_made_for_a_bare_prompt_can_be_edited(placeholder):
+    from nanobanana_django.services import generate_image
+
+    original = generate_image("A lighthouse at dusk")
+
+    edit = edit_generation(original, "add a storm")
+
+    assert edit.status == Status.SUCCEEDED, edit.error_message
+    assert edit.parent == original and not edit.content_type_id
+    assert edit.image
