@@ -482,3 +482,27 @@ def test_an_image_made_for_a_bare_prompt_can_be_edited(placeholder):
     assert edit.status == Status.SUCCEEDED, edit.error_message
     assert edit.parent == original and not edit.content_type_id
     assert edit.image
+
+
+def test_the_pre_generation_signal_can_stop_an_edit(replicate, article):
+    from nanobanana_django.costs import CancelGeneration
+    from nanobanana_django.signals import pre_generation
+
+    original = generate_for(article)
+    created = replicate.created_count
+
+    def no_edits_on_fridays(sender, generated_image, **kwargs):
+        if generated_image.kind == Kind.EDIT:
+            raise CancelGeneration("Edits wait for Monday.")
+
+    pre_generation.connect(no_edits_on_fridays)
+    try:
+        edit = edit_generation(original, "make it night")
+    finally:
+        pre_generation.disconnect(no_edits_on_fridays)
+
+    assert edit.status == Status.FAILED
+    assert (edit.error_code, edit.error_message) == ("canceled_by_policy", "Edits wait for Monday.")
+    assert replicate.created_count == created  # nothing sent, nothing billed
+    original.refresh_from_db()
+    assert original.status == Status.SUCCEEDED
