@@ -25,6 +25,7 @@ from .adapter import get_adapter
 from .attach import attach
 from .conf import app_settings
 from .dispatcher import ensure_dispatcher, uses_dispatcher
+from .edits import create_edit, edit_generation, thread_of
 from .exceptions import AlreadyHasImage, GenerationInProgress, Interrupted, NanoBananaError
 from .lifecycle import cancel as cancel_row
 from .lifecycle import fail
@@ -43,12 +44,16 @@ __all__ = [
     "build_prompt",
     "cancel_generation",
     "complete_generation",
+    "create_edit",
     "create_generation",
+    "edit_generation",
     "generate_for",
     "generate_image",
+    "queue_edit",
     "queue_generation",
     "retry_generation",
     "run_generation",
+    "thread_of",
     "use_generation",
 ]
 
@@ -287,6 +292,21 @@ def _build_prompt(
         config = replace(config, prompt_template=active.prompt_template)
     prompt = get_adapter().build_prompt(obj, config)
     return active.apply_guidance(prompt) if active is not None else prompt
+
+
+def queue_edit(
+    row: GeneratedImage,
+    instruction: str,
+    *,
+    attach: bool = False,
+    input: dict[str, Any] | None = None,
+    requested_by: Any = None,
+) -> GeneratedImage:
+    """Record an edit of ``row`` (:func:`~nanobanana_django.edits.create_edit`) and run it
+    in the background after the transaction commits; returns the ``queued`` child."""
+    child = create_edit(row, instruction, attach=attach, input=input, requested_by=requested_by)
+    transaction.on_commit(partial(_enqueue, child.pk, child.provider))
+    return child
 
 
 def use_generation(row: GeneratedImage) -> bool:

@@ -49,6 +49,7 @@ from .display import (
     report,
     status_badge,
 )
+from .edits import edit_view, thread_context
 from .spend import spend_view, warn_near_budget
 
 Status = GeneratedImage.Status
@@ -414,6 +415,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                 view(self.use_image_view),
                 name=f"{prefix}_use",
             ),
+            path("<path:object_id>/edit/", view(self.edit_view), name=f"{prefix}_edit"),
             *(
                 path(
                     f"<path:object_id>/{operation}/",
@@ -437,6 +439,10 @@ class GeneratedImageAdmin(admin.ModelAdmin):
             raise Http404
         getattr(self, ROW_ACTIONS[operation])(request, queryset)
         return redirect(admin_url(self.admin_site, self.opts, "change", unquote(object_id)))
+
+    def edit_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Queue an edit of one generation from the form on its page (admin/edits.py)."""
+        return edit_view(self, request, object_id)
 
     def use_image_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Confirm, then make a succeeded generation the image of its object."""
@@ -493,8 +499,12 @@ class GeneratedImageAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         row = self.get_object(request, unquote(object_id))
         tools = self._tools(request, row) if row is not None else []
+        thread = thread_context(self, request, row) if row is not None else None
         return super().change_view(
-            request, object_id, form_url, {**(extra_context or {}), "nanobanana_tools": tools}
+            request,
+            object_id,
+            form_url,
+            {**(extra_context or {}), "nanobanana_tools": tools, "nanobanana_thread": thread},
         )
 
     def _tools(self, request: HttpRequest, row: GeneratedImage) -> list[dict[str, Any]]:
