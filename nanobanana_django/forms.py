@@ -8,6 +8,8 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from .models import ReferenceSet
+from .references import ADVICE
 from .specs import MAX_PROMPT_LENGTH, ModelSpec
 
 #: Model inputs an editor may choose in the admin, in the order they are shown.
@@ -18,6 +20,23 @@ CHOICE_LABELS = {
     "jpg": _("JPEG"),
     "png": _("PNG"),
 }
+
+
+class MultipleImageInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class ReferenceFilesField(forms.FileField):
+    """Any number of uploaded images (checked by :mod:`.references` when queued)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleImageInput(attrs={"accept": "image/*"}))
+        super().__init__(**kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        files = data if isinstance(data, (list, tuple)) else [data] if data else []
+        clean_one = super().clean
+        return [clean_one(file, initial) for file in files]
 
 
 class GenerateHeaderImageForm(forms.Form):
@@ -48,6 +67,19 @@ class GenerateHeaderImageForm(forms.Form):
         strip=True,
         widget=forms.Textarea(attrs={"rows": 5, "cols": 80, "class": "vLargeTextField"}),
     )
+    reference_set = forms.ChoiceField(
+        label=_("Reference set"),
+        required=False,
+        help_text=ADVICE,
+    )
+    references = ReferenceFilesField(
+        label=_("Reference images"),
+        required=False,
+        help_text=_(
+            "Images for this request only, sent after the set's: JPEG, PNG or WebP. At most "
+            "14 images in all, the set's included."
+        ),
+    )
     replace = forms.BooleanField(
         label=_("Replace existing images"),
         required=False,
@@ -76,6 +108,13 @@ class GenerateHeaderImageForm(forms.Form):
             field = self.fields[name]
             field.choices = [(value, CHOICE_LABELS.get(value, value)) for value in allowed]
             field.initial = defaults.get(name, spec.defaults.get(name))
+        if spec.max_image_inputs > 0:
+            self.fields["reference_set"].choices = [
+                ("", _("The preset's or the model's, if any")),
+                *((item.name, str(item)) for item in ReferenceSet.objects.order_by("name")),
+            ]
+        else:
+            del self.fields["reference_set"], self.fields["references"]
         if several:
             self.fields["prompt"].help_text = _(
                 "Leave empty to give each object its own prompt (shown above). "
@@ -104,3 +143,10 @@ class GenerateHeaderImageForm(forms.Form):
 
     def preset_choice(self) -> str | None:
         return self.cleaned_data["preset"] or None
+
+    def reference_set_choice(self) -> str | None:
+        """The set picked to replace the preset's or the model's, if any."""
+        return self.cleaned_data.get("reference_set") or None
+
+    def reference_files(self) -> list[Any]:
+        return self.cleaned_data.get("references") or []

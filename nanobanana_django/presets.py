@@ -41,6 +41,8 @@ class Preset:
     prompt_template: str | None = None
     #: The provider alias this preset's images go to (default: the model's or the site's).
     provider: str | None = None
+    #: The name of the reference set whose images go with every prompt (docs/references.md).
+    references: str | None = None
 
     def apply_guidance(self, prompt: str) -> str:
         if not self.prompt_guidance:
@@ -96,6 +98,7 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
         "label": "Brand work (2K)",
         "input": {"resolution": "2K"},
         "prompt_guidance": "Consistent, on-brand style, colours and mood.",
+        "references": "brand",
     },
     "print": {
         "label": "Print (4K, 4:3)",
@@ -159,4 +162,5 @@ def _build(name: str, entry: dict[str, Any]) -> Preset:
         prompt_guidance=" ".join((entry.get("prompt_guidance") or "").split()),
         prompt_template=template,
         provider=entry.get("provider") or None,
+        references=entry.get("references") or None,
     )

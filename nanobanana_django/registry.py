@@ -38,6 +38,7 @@ OPTION_KEYS = (
     "preset",
     "daily_budget",
     "monthly_budget",
+    "references",
 )
 
 
@@ -74,6 +75,8 @@ class ContentConfig:
     #: This model's own caps, on top of the site's (``DAILY_BUDGET``, ``MONTHLY_BUDGET``).
     daily_budget: Decimal | None = None
     monthly_budget: Decimal | None = None
+    #: The name of the reference set sent with this model's prompts (docs/references.md).
+    references: str | None = None
 
     @property
     def image_model_field(self) -> models.Field:
@@ -243,6 +246,7 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         preset=_preset_name(options.get("preset"), where),
         daily_budget=_budget(options.get("daily_budget"), f"{where}['daily_budget']"),
         monthly_budget=_budget(options.get("monthly_budget"), f"{where}['monthly_budget']"),
+        references=_set_name(options.get("references"), where),
     )
 
 
@@ -264,6 +268,17 @@ def _provider_alias(value: Any, where: str) -> str | None:
     if not isinstance(value, str):
         raise ImproperlyConfigured(
             f"{where}['provider'] must be a provider alias such as 'gemini', as a string."
+        )
+    return value
+
+
+def _set_name(value: Any, where: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ImproperlyConfigured(
+            f"{where}['references'] must be the name of a reference set, such as 'brand', as "
+            "a string (docs/references.md)."
         )
     return value
 
