@@ -382,3 +382,16 @@ def test_a_reference_deleted_while_queued_fails_the_generation_saying_so():
     assert row.status == GeneratedImage.Status.FAILED
     assert row.error_code == "reference_missing"
     assert "'reference-1' was deleted after this generation was queued" in row.error_message
+
+
+def test_a_generations_page_shows_the_references_it_sent(admin_client):
+    make_set("brand", 2)
+    row = create_generation(None, prompt="A poster", preset="brand", references=[png("red")])
+    ReferenceImage.objects.filter(caption="brand 2").delete()
+
+    page = admin_client.get(f"/admin/nanobanana_django/generatedimage/{row.pk}/change/")
+
+    html = page.content.decode()
+    assert 'title="brand 1 (brand)"' in html and 'title="reference-3 (this request)"' in html
+    assert html.count('class="nanobanana-thumb"') == 2
+    assert "brand 2 (deleted)" in html

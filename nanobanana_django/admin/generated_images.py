@@ -48,6 +48,7 @@ from .display import (
     report,
     status_badge,
 )
+from .references import sent_references
 from .spend import spend_view, warn_near_budget
 
 Status = GeneratedImage.Status
@@ -84,6 +85,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                 "fields": (
                     "prompt",
                     "parameters",
+                    "references_sent",
                     "model_name",
                     "provider_label",
                     "overwrite",
@@ -107,6 +109,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         "content_object_link",
         "error",
         "parameters",
+        "references_sent",
         "provider_label",
         "image_facts",
         "duration_label",
@@ -246,6 +249,10 @@ class GeneratedImageAdmin(admin.ModelAdmin):
             row.error_message,
             gettext("Error code: %(code)s") % {"code": row.error_code or "—"},
         )
+
+    @admin.display(description=_("reference images"))
+    def references_sent(self, row: GeneratedImage) -> str:
+        return sent_references(row)
 
     @admin.display(description=_("input parameters"))
     def parameters(self, row: GeneratedImage) -> str:

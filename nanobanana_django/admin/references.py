@@ -16,7 +16,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ..conf import app_settings
-from ..models import ReferenceImage, ReferenceSet
+from ..models import GeneratedImage, ReferenceImage, ReferenceSet
 from ..presets import get_presets
 from ..references import ADVICE, check_image, read_upload
 from .display import content_configs, file_url
@@ -48,6 +48,30 @@ class ReferenceImageForm(forms.ModelForm):
         if isinstance(image, UploadedFile) and not cleaned.get("caption"):
             cleaned["caption"] = os.path.splitext(os.path.basename(image.name or ""))[0][:200]
         return cleaned
+
+
+def sent_references(row: GeneratedImage) -> str:
+    """The references a generation sent, in order, as thumbnails with their set."""
+    entries = row.reference_images or []
+    if not entries:
+        return "—"
+    stored = ReferenceImage.objects.in_bulk([entry.get("id") for entry in entries])
+    return format_html(
+        '<span class="nanobanana-thumbs">{}</span>',
+        format_html_join(
+            "",
+            '<span title="{}">{}</span>',
+            (
+                (
+                    f"{entry.get('name')} ({entry.get('set') or gettext('this request')})",
+                    thumbnail(stored[entry["id"]])
+                    if entry.get("id") in stored
+                    else gettext("%(name)s (deleted)") % {"name": entry.get("name")},
+                )
+                for entry in entries
+            ),
+        ),
+    )
 
 
 def thumbnail(reference: ReferenceImage) -> str:
