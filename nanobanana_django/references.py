@@ -162,7 +162,7 @@ def count_problem(references: int, other_images: int, spec: ModelSpec) -> str | 
     """Why ``spec``'s model cannot take this many images, or ``None``."""
     if not references:
         return None
-    limit = spec.max_image_inputs
+    limit = spec.image_limit
     if limit <= 0:
         return (
             f"{spec.name} takes no image inputs, so it cannot use reference images. Remove "

@@ -4,6 +4,7 @@ reaches each provider."""
 import io
 
 import pytest
+from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,6 +17,7 @@ from nanobanana_django.references import ADVICE, resolve
 from nanobanana_django.registry import get_config
 from nanobanana_django.services import (
     create_generation,
+    generate_for,
     generate_image,
     queue_generation,
     retry_generation,
@@ -395,3 +397,77 @@ def test_a_generations_page_shows_the_references_it_sent(admin_client):
     assert 'title="brand 1 (brand)"' in html and 'title="reference-3 (this request)"' in html
     assert html.count('class="nanobanana-thumb"') == 2
     assert "brand 2 (deleted)" in html
+
+
+# What reaches the provider (the emulators) --------------------------------------------------
+
+
+@pytest.fixture
+def replicate(settings, replicate_emulator):
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        **replicate_emulator.settings(),
+        "TASK_RUNNER": "immediate",
+        "POLL_INTERVAL": 0.05,
+        "REPLICATE_WAIT": 0,
+    }
+    return replicate_emulator
+
+
+@pytest.fixture
+def gemini(settings, gemini_emulator):
+    caches["default"].clear()
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        **gemini_emulator.settings(),
+        "TASK_RUNNER": "immediate",
+    }
+    return gemini_emulator
+
+
+def colour_of(data: bytes):
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB").getpixel((0, 0))
+
+
+KIT_COLOURS = [(0, 0, 128), (255, 215, 0), (255, 255, 255)]  # navy, gold, white
+OWN_COLOUR = (0, 128, 0)
+
+
+def test_a_brand_kit_of_3_and_1_request_image_reach_replicate_as_4_image_inputs(replicate):
+    make_set("brand", 3)
+    article = Article.objects.create(title="The harbour festival", topic="events")
+
+    row = generate_for(article, preset="brand", references=[upload("sketch.png", png("green"))])
+
+    assert row.status == GeneratedImage.Status.SUCCEEDED, row.error_message
+    received = replicate.images_received()
+    assert [colour_of(image.data) for image in received] == [*KIT_COLOURS, OWN_COLOUR]
+    (create,) = [r for r in replicate.requests if r.method == "POST" and "/models/" in r.path]
+    assert len(create.json()["input"]["image_input"]) == 4
+    assert len(row.reference_images) == 4
+
+
+def test_a_brand_kit_of_3_and_1_request_image_reach_gemini_as_4_inline_parts(gemini):
+    make_set("brand", 3)
+    article = Article.objects.create(title="The harbour festival", topic="events")
+
+    row = generate_for(article, preset="brand", references=[png("green")])
+
+    assert row.status == GeneratedImage.Status.SUCCEEDED, row.error_message
+    received = gemini.images_received()
+    assert [mime for mime, _ in received] == ["image/png"] * 4
+    assert [colour_of(data) for _, data in received] == [*KIT_COLOURS, OWN_COLOUR]
+
+
+@pytest.mark.parametrize("route", ["replicate", "gemini"])
+def test_a_fifteenth_reference_is_refused_before_any_request(request, route):
+    emulator = request.getfixturevalue(route)
+    make_set("brand", 14)
+    article = Article.objects.create(title="The harbour festival", topic="events")
+
+    (message,) = refused(generate_for, article, preset="brand", references=[png()])
+
+    assert "15 images, more than the 14" in message
+    assert emulator.requests == []
+    assert not GeneratedImage.objects.exists()
