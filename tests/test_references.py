@@ -4,11 +4,13 @@ reaches each provider."""
 import io
 
 import pytest
+from django.contrib import admin
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
-from PIL import Image
+from django.urls import path, re_path
+from PIL import Image, ImageDraw, ImageFont
 
 from nanobanana_django.image_inputs import images_for
 from nanobanana_django.models import GeneratedImage, ReferenceImage, ReferenceSet
@@ -22,6 +24,8 @@ from nanobanana_django.services import (
     queue_generation,
     retry_generation,
 )
+from tests.test_admin import serve_media
+from tests.test_admin_browser import TIMEOUT, browser, loaded, save_screenshot  # noqa: F401
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -471,3 +475,91 @@ def test_a_fifteenth_reference_is_refused_before_any_request(request, route):
     assert "15 images, more than the 14" in message
     assert emulator.requests == []
     assert not GeneratedImage.objects.exists()
+
+
+# The reference-set page in a real browser (the screenshot in docs/references.md) ------------
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    re_path(r"^media/(?P<path>.*)$", serve_media),
+]
+
+
+def brand_image(kind: str) -> bytes:
+    colours = ["#12355b", "#2a7f8e", "#e8765c", "#f2c57c", "#f7f1e5"]
+    image = Image.new("RGB", (800, 450), colours[-1] if kind != "pattern" else colours[0])
+    draw = ImageDraw.Draw(image)
+    if kind == "palette":
+        for index, colour in enumerate(colours):
+            draw.rectangle([index * 160, 0, index * 160 + 160, 450], fill=colour)
+    elif kind == "wordmark":
+        draw.ellipse([60, 135, 240, 315], fill=colours[2])
+        draw.text((280, 170), "Harbour", font=ImageFont.load_default(size=90), fill=colours[0])
+    else:
+        for row, y in enumerate(range(-40, 490, 80)):
+            for x in range(-40 + (row % 2) * 40, 840, 80):
+                draw.arc([x, y, x + 80, y + 80], 180, 360, fill=colours[1 + row % 3], width=12)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.test_references")
+def test_an_editor_sees_the_brand_kit_in_order_with_what_uses_it(
+    live_server,
+    browser,  # noqa: F811
+    admin_user,
+    settings,
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "PRESETS": {"house_style": {"label": "House style", "references": "brand"}},
+    }
+    kit = ReferenceSet.objects.create(
+        name="brand",
+        label="Harbour Press brand kit",
+        description="Palette, wordmark and pattern of the magazine.",
+    )
+    for position, kind in enumerate(["palette", "wordmark", "pattern"]):
+        data = brand_image(kind)
+        image = ReferenceImage(reference_set=kit, caption=kind.title(), position=position)
+        image.image.save(f"{kind}.png", ContentFile(data), save=False)
+        image.size_bytes = len(data)
+        image.save()
+    wait = WebDriverWait(browser, TIMEOUT)
+
+    browser.get(f"{live_server.url}/admin/login/?next=/admin/nanobanana_django/referenceset/")
+    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
+    browser.find_element(By.NAME, "password").send_keys("password")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait.until(EC.presence_of_element_located((By.ID, "result_list")))
+    browser.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+    listed = browser.find_elements(By.CSS_SELECTOR, "#result_list .nanobanana-thumb img")
+    assert len(listed) == 3
+
+    browser.find_element(By.LINK_TEXT, "brand").click()
+    wait.until(EC.presence_of_element_located((By.ID, "images-group")))
+    thumbnails = browser.find_elements(By.CSS_SELECTOR, "#images-group .nanobanana-thumb img")
+    assert [image.get_attribute("alt") for image in thumbnails] == [
+        "Palette",
+        "Wordmark",
+        "Pattern",
+    ]
+    wait.until(lambda driver: all(loaded(driver, image) for image in thumbnails))
+    page = browser.find_element(By.ID, "content").text
+    assert "two or more reference images to carry a style" in page
+    assert "preset “brand”, preset “house_style”" in page
+    assert "800×450" in page
+    scroll = browser.execute_script("return document.documentElement.scrollWidth")
+    assert scroll <= browser.execute_script("return window.innerWidth")
+    table, box = browser.execute_script(
+        "const g = document.querySelector('#images-group fieldset');"
+        "return [g.scrollWidth, g.clientWidth]"
+    )
+    assert table <= box, f"the images table is {table} px wide in a {box} px box"
+    save_screenshot(browser, "references-admin.png")

@@ -32,6 +32,8 @@ class ReferenceImageForm(forms.ModelForm):
     class Meta:
         model = ReferenceImage
         fields = ("image", "caption", "position")
+        # The preview links to the file: no long "Currently: <path>" to widen the table.
+        widgets = {"image": forms.FileInput(attrs={"accept": "image/*"})}
 
     def clean_image(self) -> Any:
         image = self.cleaned_data.get("image")
@@ -74,12 +76,14 @@ def sent_references(row: GeneratedImage) -> str:
     )
 
 
-def thumbnail(reference: ReferenceImage) -> str:
+def thumbnail(reference: ReferenceImage, css_class: str = "nanobanana-thumb") -> str:
     url = file_url(reference.image)
     if url is None:
         return "—"
     return format_html(
-        '<span class="nanobanana-thumb"><img src="{}" alt="{}" loading="lazy"></span>',
+        '<a href="{}" class="{}"><img src="{}" alt="{}" loading="lazy"></a>',
+        url,
+        css_class,
         url,
         str(reference),
     )
@@ -95,7 +99,9 @@ class ReferenceImageInline(admin.TabularInline):
 
     @admin.display(description=_("preview"))
     def thumbnail(self, reference: ReferenceImage) -> str:
-        return thumbnail(reference) if reference.pk else "—"
+        if not reference.pk:
+            return "—"
+        return thumbnail(reference, "nanobanana-thumb nanobanana-thumb-large")
 
     @admin.display(description=_("size"))
     def dimensions(self, reference: ReferenceImage) -> str:
