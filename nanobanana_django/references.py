@@ -250,7 +250,7 @@ def stored_problem(reference: ReferenceImage) -> str | None:
     if not reference.image:
         return f"The reference image #{reference.pk} has no file. Upload one or delete it."
     size = reference.size_bytes
-    if size is None:
+    if size is None:  # made in code, not through the admin: measure once, remember
         try:
             size = reference.image.size
         except OSError:
@@ -258,6 +258,7 @@ def stored_problem(reference: ReferenceImage) -> str | None:
                 f"The reference image {name!r} is missing from storage. Upload it again or "
                 "remove it from its set."
             )
+        ReferenceImage.objects.filter(pk=reference.pk).update(size_bytes=size)
     if size > app_settings.MAX_REFERENCE_BYTES:
         return _too_big(name, size, app_settings.MAX_REFERENCE_BYTES)
     if (reference.width or 0) * (reference.height or 0) > app_settings.MAX_IMAGE_PIXELS:

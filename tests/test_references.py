@@ -563,3 +563,28 @@ def test_an_editor_sees_the_brand_kit_in_order_with_what_uses_it(
     )
     assert table <= box, f"the images table is {table} px wide in a {box} px box"
     save_screenshot(browser, "references-admin.png")
+
+
+def test_publishing_with_a_missing_brand_set_saves_the_article_and_logs_why(settings, caplog):
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "MODELS": {
+            "testapp.Article": {
+                **ARTICLE,
+                "preset": "brand",
+                "publish": {"field": "status", "values": ["published"]},
+            }
+        },
+    }
+    article = Article.objects.create(title="Harbour lights", topic="travel", status="published")
+
+    assert Article.objects.filter(pk=article.pk).exists()
+    assert not GeneratedImage.objects.exists()
+    assert "There is no reference set 'brand' (named by the preset 'brand')" in caplog.text
+
+
+def test_a_set_image_made_in_code_is_measured_once():
+    kit = make_set("kit", 2)
+    kit.images.update(size_bytes=None)
+    create_generation(None, prompt="x", references="kit")
+    assert all(image.size_bytes for image in kit.images.all())
