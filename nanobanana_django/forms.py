@@ -108,7 +108,7 @@ class GenerateHeaderImageForm(forms.Form):
             field = self.fields[name]
             field.choices = [(value, CHOICE_LABELS.get(value, value)) for value in allowed]
             field.initial = defaults.get(name, spec.defaults.get(name))
-        if spec.max_image_inputs > 0:
+        if spec.image_limit > 0:
             self.fields["reference_set"].choices = [
                 ("", _("The preset's or the model's, if any")),
                 *((item.name, str(item)) for item in ReferenceSet.objects.order_by("name")),

@@ -588,3 +588,18 @@ def test_a_set_image_made_in_code_is_measured_once():
     kit.images.update(size_bytes=None)
     create_generation(None, prompt="x", references="kit")
     assert all(image.size_bytes for image in kit.images.all())
+
+
+def test_the_action_page_offers_no_references_for_a_model_that_takes_no_images():
+    from dataclasses import replace
+
+    from nanobanana_django.forms import GenerateHeaderImageForm
+
+    make_set("brand", 2)
+    spec = get_provider_config().spec()
+    with_images = GenerateHeaderImageForm(spec=spec, defaults={}, several=False)
+    without = GenerateHeaderImageForm(
+        spec=replace(spec, image_input=""), defaults={}, several=False
+    )
+    assert {"reference_set", "references"} <= set(with_images.fields)
+    assert not {"reference_set", "references"} & set(without.fields)
