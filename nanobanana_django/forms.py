@@ -75,10 +75,6 @@ class GenerateHeaderImageForm(forms.Form):
     references = ReferenceFilesField(
         label=_("Reference images"),
         required=False,
-        help_text=_(
-            "Images for this request only, sent after the set's: JPEG, PNG or WebP. At most "
-            "14 images in all, the set's included."
-        ),
     )
     replace = forms.BooleanField(
         label=_("Replace existing images"),
@@ -113,6 +109,10 @@ class GenerateHeaderImageForm(forms.Form):
                 ("", _("The preset's or the model's, if any")),
                 *((item.name, str(item)) for item in ReferenceSet.objects.order_by("name")),
             ]
+            self.fields["references"].help_text = _(
+                "Images for this request only, sent after the set's: JPEG, PNG or WebP. At most "
+                "%(limit)d images in all, the set's included."
+            ) % {"limit": spec.image_limit}
         else:
             del self.fields["reference_set"], self.fields["references"]
         if several:

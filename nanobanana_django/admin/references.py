@@ -135,9 +135,9 @@ class ReferenceSetAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         limits = gettext(
-            "Each request sends at most 14 images in all (the model's limit, counting the "
-            "image being edited): the set's, by position, then the request's own. Each image "
-            "is a JPEG, PNG or WebP of at most %(mib)d MiB."
+            "Each request sends at most the model's limit of images in all (14 for Nano Banana "
+            "2, counting the image being edited): the set's, by position, then the request's "
+            "own. Each image is a JPEG, PNG or WebP of at most %(mib)d MiB."
         ) % {"mib": app_settings.MAX_REFERENCE_BYTES // (1024 * 1024)}
         return [
             (
