@@ -44,6 +44,8 @@ class Preset:
     provider: str | None = None
     #: ``"web"``, ``"image"`` or ``"off"`` (:mod:`nanobanana_django.grounding`), over ``input``.
     grounding: str | None = None
+    #: The name of the reference set whose images go with every prompt (docs/references.md).
+    references: str | None = None
 
     def apply_guidance(self, prompt: str) -> str:
         if not self.prompt_guidance:
@@ -102,6 +104,7 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
         "label": "Brand work (2K)",
         "input": {"resolution": "2K"},
         "prompt_guidance": "Consistent, on-brand style, colours and mood.",
+        "references": "brand",
     },
     "print": {
         "label": "Print (4K, 4:3)",
@@ -168,4 +171,5 @@ def _build(name: str, entry: dict[str, Any]) -> Preset:
         grounding=grounding_.setting_value(
             entry.get("grounding"), f"NANOBANANA['PRESETS'][{name!r}]['grounding']"
         ),
+        references=entry.get("references") or None,
     )

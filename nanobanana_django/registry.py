@@ -40,6 +40,7 @@ OPTION_KEYS = (
     "daily_budget",
     "monthly_budget",
     "grounding",
+    "references",
 )
 
 
@@ -78,6 +79,8 @@ class ContentConfig:
     monthly_budget: Decimal | None = None
     #: ``"web"``, ``"image"`` or ``"off"`` (:mod:`nanobanana_django.grounding`), over ``input``.
     grounding: str | None = None
+    #: The name of the reference set sent with this model's prompts (docs/references.md).
+    references: str | None = None
 
     @property
     def image_model_field(self) -> models.Field:
@@ -248,6 +251,7 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         daily_budget=_budget(options.get("daily_budget"), f"{where}['daily_budget']"),
         monthly_budget=_budget(options.get("monthly_budget"), f"{where}['monthly_budget']"),
         grounding=grounding_.setting_value(options.get("grounding"), f"{where}['grounding']"),
+        references=_set_name(options.get("references"), where),
     )
 
 
@@ -269,6 +273,17 @@ def _provider_alias(value: Any, where: str) -> str | None:
     if not isinstance(value, str):
         raise ImproperlyConfigured(
             f"{where}['provider'] must be a provider alias such as 'gemini', as a string."
+        )
+    return value
+
+
+def _set_name(value: Any, where: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ImproperlyConfigured(
+            f"{where}['references'] must be the name of a reference set, such as 'brand', as "
+            "a string (docs/references.md)."
         )
     return value
 

@@ -33,6 +33,8 @@ from .models import GeneratedImage
 from .pipeline import complete_generation, run_generation
 from .presets import Preset, get_preset, get_presets
 from .providers import get_provider, get_provider_config
+from .references import for_retry as references_for_retry
+from .references import resolve as resolve_references
 from .registry import ContentConfig, get_config
 from .runners import IMMEDIATE, enqueue_generation
 
@@ -71,12 +73,14 @@ def generate_for(
     provider: str | None = None,
     preset: str | None = None,
     grounding: str | None = None,
+    references: Any = None,
 ) -> GeneratedImage:
     """Generate a header image for ``obj`` now, in this process, and attach it.
 
     ``obj`` must belong to a model registered in ``NANOBANANA["MODELS"]``. The prompt
     is built from its title and topic unless given; ``preset`` names a preset
-    (default: the model's). Raises ``ValidationError`` for
+    (default: the model's); ``references`` adds reference images (docs/references.md).
+    Raises ``ValidationError`` for
     bad input, :class:`AlreadyHasImage` when ``obj`` has an image and ``overwrite`` is
     false, and :class:`GenerationInProgress` when one is already under way (all
     before anything is sent). Provider failures do not raise: they end as a
@@ -90,6 +94,7 @@ def generate_for(
         provider=provider,
         preset=preset,
         grounding=grounding,
+        references=references,
     )
     row = run_generation(row.pk)
     if row.status == Status.SUCCEEDED:
@@ -121,13 +126,20 @@ def generate_image(
     provider: str | None = None,
     preset: str | None = None,
     grounding: str | None = None,
+    references: Any = None,
 ) -> GeneratedImage:
     """Generate an image for a bare prompt now; the result is ``row.image``.
 
     A ``preset`` gives its inputs; the prompt is sent as given, without its guidance.
     """
     row = create_generation(
-        None, prompt=prompt, input=input, provider=provider, preset=preset, grounding=grounding
+        None,
+        prompt=prompt,
+        input=input,
+        provider=provider,
+        preset=preset,
+        grounding=grounding,
+        references=references,
     )
     return run_generation(row.pk)
 
@@ -142,6 +154,7 @@ def queue_generation(
     preset: str | None = None,
     image_checked: bool = False,
     grounding: str | None = None,
+    references: Any = None,
 ) -> GeneratedImage:
     """Record a generation and run it in the background after the transaction commits.
 
@@ -158,6 +171,7 @@ def queue_generation(
         preset=preset,
         image_checked=image_checked,
         grounding=grounding,
+        references=references,
     )
     transaction.on_commit(partial(_enqueue, row.pk, row.provider))
     return row
@@ -173,6 +187,7 @@ def create_generation(
     preset: str | None = None,
     image_checked: bool = False,
     grounding: str | None = None,
+    references: Any = None,
 ) -> GeneratedImage:
     """Validate a request and record it as a ``queued`` row; nothing is sent yet.
 
@@ -186,7 +201,9 @@ def create_generation(
     the database (the publish hook), saving a query. ``grounding`` (``"web"``,
     ``"image"``, ``"off"``; default: as the presets and registration say) is a
     ``ValidationError`` on ``grounding`` where the model cannot ground
-    (:mod:`nanobanana_django.grounding`).
+    (:mod:`nanobanana_django.grounding`). ``references`` (set names, images, or a list
+    of them) and the set the picked preset, the registration or the default preset
+    names are checked here and recorded on the row (:mod:`.references`).
     """
     grounding = grounding_.call_value(grounding)
     params = dict(app_settings.DEFAULT_INPUT)
@@ -242,15 +259,36 @@ def create_generation(
     if obj is not None and config is not None:
         row.content_object = obj
         row.target_field = config.image_field
+    checked = resolve_references(
+        references,
+        default_set=_default_set(picked, config, default),
+        spec=route.spec(),
+        other_images=1 if row.parent_id and row.kind in (row.Kind.EDIT, row.Kind.STEP) else 0,
+    )
     try:
         with transaction.atomic():
+            row.reference_images = checked.save()
             row.save()
     except IntegrityError:
+        checked.discard()
         # The partial unique constraint: another request queued one a moment ago.
         if obj is not None and config is not None:
             _refuse_if_in_progress(obj, config)
         raise
     return row
+
+
+def _default_set(
+    picked: Preset | None, config: ContentConfig | None, default: Preset | None
+) -> tuple[str, str] | None:
+    """The reference set sent unless the call names one, and who named it."""
+    if picked is not None and picked.references:
+        return picked.references, f"the preset {picked.name!r}"
+    if config is not None and config.references:
+        return config.references, f"NANOBANANA['MODELS'][{config.label!r}]['references']"
+    if default is not None and default.references:
+        return default.references, f"the preset {default.name!r}"
+    return None
 
 
 def build_prompt(obj: models.Model, *, preset: str | None = None) -> str:
@@ -333,13 +371,17 @@ def cancel_generation(row: GeneratedImage) -> bool:
 
 
 def retry_generation(row: GeneratedImage, *, overwrite: bool | None = None) -> GeneratedImage:
-    """Queue a new generation with ``row``'s prompt, inputs, preset and object."""
+    """Queue a new generation with ``row``'s prompt, inputs, preset, references and object.
+
+    A reference set is sent as it is now, so a retry after fixing a set uses the fix.
+    """
     return queue_generation(
         row.content_object if row.content_type_id else None,
         prompt=row.prompt,
         input=dict(row.input_params),
         overwrite=row.overwrite if overwrite is None else overwrite,
         preset=row.preset if row.preset in get_presets() else None,  # kept unless removed
+        references=references_for_retry(row),
     )
 
 

@@ -26,6 +26,7 @@ from ..forms import GenerateHeaderImageForm
 from ..models import GeneratedImage
 from ..presets import get_presets
 from ..providers import get_provider_config
+from ..references import store_uploads
 from ..registry import ContentConfig, find_config
 from ..services import AlreadyHasImage, GenerationInProgress, build_prompt, queue_generation
 from .display import admin_url, breadcrumbs, current_image_url, object_label, report
@@ -100,7 +101,7 @@ def generate_header_image(
     if not request.POST.get("post"):
         form = GenerateHeaderImageForm(**form_options)
     else:
-        form = GenerateHeaderImageForm(request.POST, **form_options)
+        form = GenerateHeaderImageForm(request.POST, request.FILES, **form_options)
         if form.is_valid():
             try:
                 # All or nothing: a rejected input rolls back the rows queued before it,
@@ -134,6 +135,10 @@ def _queue_generations(
     form: GenerateHeaderImageForm,
 ) -> tuple[int, list[str]]:
     queued, skipped = 0, []
+    # Uploaded once, shared by every selected object's generation.
+    own = store_uploads(form.reference_files()) if "references" in form.fields else []
+    chosen = form.reference_set_choice() if "reference_set" in form.fields else None
+    references = [*([chosen] if chosen else []), *own] or None
     for obj in objects:
         label = object_label(obj)
         if not modeladmin.has_change_permission(request, obj):
@@ -147,6 +152,7 @@ def _queue_generations(
                 overwrite=form.cleaned_data["replace"],
                 preset=form.preset_choice(),
                 grounding=form.grounding_choice(),
+                references=references,
             )
         except AlreadyHasImage:
             skipped.append(

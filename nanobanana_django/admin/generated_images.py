@@ -50,6 +50,7 @@ from .display import (
     status_badge,
 )
 from .edits import edit_view, thread_context
+from .references import sent_references
 from .spend import spend_view, warn_near_budget
 
 Status = GeneratedImage.Status
@@ -87,6 +88,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                     "prompt",
                     "parameters",
                     "grounding_label",
+                    "references_sent",
                     "model_name",
                     "provider_label",
                     "overwrite",
@@ -111,6 +113,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         "error",
         "parameters",
         "grounding_label",
+        "references_sent",
         "provider_label",
         "image_facts",
         "duration_label",
@@ -250,6 +253,10 @@ class GeneratedImageAdmin(admin.ModelAdmin):
             row.error_message,
             gettext("Error code: %(code)s") % {"code": row.error_code or "—"},
         )
+
+    @admin.display(description=_("reference images"))
+    def references_sent(self, row: GeneratedImage) -> str:
+        return sent_references(row)
 
     @admin.display(description=_("input parameters"))
     def parameters(self, row: GeneratedImage) -> str:
