@@ -93,13 +93,36 @@ def check_ids_in_code():
     return ids
 
 
+def name_of(node):
+    """``Foo`` for ``Foo`` and ``module.Foo``."""
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def error_classes(trees):
+    """The names of NanoBananaError and every class in the package derived from it."""
+    classes = [
+        node for _path, tree in trees for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+    ]
+    names = {"NanoBananaError"}
+    while True:
+        more = {c.name for c in classes if {name_of(base) for base in c.bases} & names} - names
+        if not more:
+            return names
+        names |= more
+
+
 def error_codes_in_code():
     """Every ``error_code`` a row can be given: the ``code`` of each error class, each
-    ``code=`` passed to one, and each literal ``error_code`` written to a row."""
+    ``code=`` passed to one, and each literal ``error_code`` written to a row (a
+    ``ValidationError``'s ``code=`` is a form's, not a row's)."""
+    trees = list(package_trees())
+    errors = error_classes(trees)
     codes = set()
-    for _path, tree in package_trees():
+    for _path, tree in trees:
         for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef):
+            if isinstance(node, ast.ClassDef) and node.name in errors:
                 for statement in node.body:
                     if (
                         isinstance(statement, ast.Assign)
@@ -112,7 +135,9 @@ def error_codes_in_code():
                         codes.add(statement.value.value)
             elif isinstance(node, ast.Call):
                 for keyword in node.keywords:
-                    if keyword.arg in ("code", "error_code"):
+                    if keyword.arg == "error_code" or (
+                        keyword.arg == "code" and name_of(node.func) in errors
+                    ):
                         codes |= strings_in(keyword.value)
             elif isinstance(node, ast.Dict):
                 for key, value in zip(node.keys, node.values, strict=True):
@@ -216,11 +241,18 @@ def test_an_error_class_added_without_docs_is_reported(tmp_path, monkeypatch):
     module = tmp_path / "nanobanana_django"
     module.mkdir()
     (module / "new.py").write_text(
-        "class Melted(NanoBananaError):\n    code = 'melted'\n"
-        "def f():\n    raise NanoBananaError('x', code='fried')\n"
+        "class Melted(exceptions.ProviderError):\n    code = 'melted'\n"
+        "class Frozen(Melted):\n    pass\n"
+        "def f():\n    raise Frozen('x', code='frozen')\n"
+        "def g():\n    raise ValidationError('a form field', code='required')\n"
+        "class Unrelated:\n    code = 'not_an_error'\n"
+    )
+    (module / "exceptions.py").write_text(
+        "class NanoBananaError(Exception):\n    code = 'error'\n"
+        "class ProviderError(NanoBananaError):\n    code = 'provider_error'\n"
     )
     monkeypatch.setattr(f"{__name__}.PACKAGE", module)
-    assert error_codes_in_code() == {"melted", "fried"}
+    assert error_codes_in_code() == {"error", "provider_error", "melted", "frozen"}
 
 
 # --------------------------------------------------------------------------- pages
