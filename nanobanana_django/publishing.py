@@ -143,7 +143,7 @@ def _may_publish(config: ContentConfig, fields: Any, update_fields: Any) -> bool
     if update_fields is None:
         return True
     meta = config.model._meta
-    touched = {meta.get_field(name).attname for name in update_fields}
+    touched = {meta.get_field(name).attname for name in update_fields}  # type: ignore[union-attr]
     image_only = {config.image_model_field.attname}
     image_field = config.image_model_field
     for dimension in ("width_field", "height_field"):

@@ -220,7 +220,7 @@ def validate_prediction_request(model: str, payload: Any) -> list[dict[str, str]
             add("required", "input", f"{name} is required")
     for name, value in data.items():
         where = f"input.{name}"
-        spec = schema.get(name)
+        spec = schema.get(name)  # type: ignore[assignment]
         if spec is None:
             add(
                 "additional_property_not_allowed",
