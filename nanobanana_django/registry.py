@@ -38,6 +38,7 @@ OPTION_KEYS = (
     "preset",
     "daily_budget",
     "monthly_budget",
+    "approval",
 )
 
 
@@ -74,6 +75,8 @@ class ContentConfig:
     #: This model's own caps, on top of the site's (``DAILY_BUDGET``, ``MONTHLY_BUDGET``).
     daily_budget: Decimal | None = None
     monthly_budget: Decimal | None = None
+    #: Images wait for an editor's approval instead of being attached (docs/approval.md).
+    approval: bool = False
 
     @property
     def image_model_field(self) -> models.Field:
@@ -243,6 +246,7 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         preset=_preset_name(options.get("preset"), where),
         daily_budget=_budget(options.get("daily_budget"), f"{where}['daily_budget']"),
         monthly_budget=_budget(options.get("monthly_budget"), f"{where}['monthly_budget']"),
+        approval=_approval(options.get("approval", False), where),
     )
 
 
@@ -256,6 +260,15 @@ def _budget(value: Any, where: str) -> Decimal | None:
     if isinstance(value, bool) or not amount.is_finite() or amount < 0:
         raise ImproperlyConfigured(f"{where} is {value!r}; give an amount such as '5.00'.")
     return amount
+
+
+def _approval(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(
+            f"{where}['approval'] is {value!r}; use True (images wait for an editor's "
+            "approval before they are attached) or False."
+        )
+    return value
 
 
 def _provider_alias(value: Any, where: str) -> str | None:

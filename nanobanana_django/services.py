@@ -13,6 +13,7 @@ answers (docs/exactly-once.md).
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -32,20 +33,28 @@ from .pipeline import complete_generation, run_generation
 from .presets import Preset, get_preset, get_presets
 from .providers import get_provider, get_provider_config
 from .registry import ContentConfig, get_config
+from .review import CannotReview, approve_generation, initial_review, reject_generation
 from .runners import IMMEDIATE, enqueue_generation
+from .variants import choose_variant, create_batch
 
 __all__ = [
     "AlreadyHasImage",
+    "CannotReview",
     "GenerationInProgress",
     "Interrupted",
+    "approve_generation",
     "attach",
     "build_prompt",
     "cancel_generation",
+    "choose_variant",
     "complete_generation",
     "create_generation",
     "generate_for",
     "generate_image",
+    "generate_variants",
     "queue_generation",
+    "queue_variants",
+    "reject_generation",
     "retry_generation",
     "run_generation",
     "use_generation",
@@ -73,7 +82,8 @@ def generate_for(
     bad input, :class:`AlreadyHasImage` when ``obj`` has an image and ``overwrite`` is
     false, and :class:`GenerationInProgress` when one is already under way (all
     before anything is sent). Provider failures do not raise: they end as a
-    ``failed`` row whose ``error_message`` says what happened.
+    ``failed`` row whose ``error_message`` says what happened. For a model in approval
+    mode the image is made but waits for an editor (:func:`approve_generation`).
     """
     row = create_generation(
         obj, prompt=prompt, input=input, overwrite=overwrite, provider=provider, preset=preset
@@ -154,6 +164,7 @@ def create_generation(
     provider: str | None = None,
     preset: str | None = None,
     image_checked: bool = False,
+    batch: uuid.UUID | None = None,
 ) -> GeneratedImage:
     """Validate a request and record it as a ``queued`` row; nothing is sent yet.
 
@@ -164,7 +175,8 @@ def create_generation(
     registration's, else its default preset's, else ``NANOBANANA["PROVIDER"]``. A
     preset the provider cannot honour is a ``ValidationError`` on ``preset``.
     ``image_checked`` says the caller has just seen the object's image field empty in
-    the database (the publish hook), saving a query.
+    the database (the publish hook), saving a query. ``batch`` makes the row a candidate
+    of that batch (:func:`queue_variants`): it waits for an editor's pick.
     """
     params = dict(app_settings.DEFAULT_INPUT)
     config: ContentConfig | None = None
@@ -215,6 +227,9 @@ def create_generation(
     if obj is not None and config is not None:
         row.content_object = obj
         row.target_field = config.image_field
+        if batch is not None:
+            row.kind, row.auto_attach, row.batch = GeneratedImage.Kind.VARIANT, False, batch
+        row.review = initial_review(config, row)
     try:
         with transaction.atomic():
             row.save()
@@ -224,6 +239,49 @@ def create_generation(
             _refuse_if_in_progress(obj, config)
         raise
     return row
+
+
+def queue_variants(
+    obj: models.Model,
+    n: int,
+    *,
+    prompt: str | None = None,
+    input: dict[str, Any] | None = None,
+    provider: str | None = None,
+    preset: str | None = None,
+) -> list[GeneratedImage]:
+    """Ask for ``n`` candidate images for ``obj``, made in the background: ``n``
+    predictions, billed ``n`` times. None is attached; an editor picks one
+    (:func:`choose_variant`). Takes the arguments of :func:`create_generation`; a bad
+    ``n`` is a ``ValidationError`` on ``candidates`` (1 to ``MAX_VARIANTS``), and a batch
+    still being made for ``obj`` raises :class:`GenerationInProgress`.
+    """
+    rows = _create_variants(obj, n, prompt=prompt, input=input, provider=provider, preset=preset)
+    for row in rows:
+        transaction.on_commit(partial(_enqueue, row.pk, row.provider))
+    return rows
+
+
+def generate_variants(
+    obj: models.Model,
+    n: int,
+    *,
+    prompt: str | None = None,
+    input: dict[str, Any] | None = None,
+    provider: str | None = None,
+    preset: str | None = None,
+) -> list[GeneratedImage]:
+    """:func:`queue_variants`, made now in this process, one after the other; returns the
+    finished rows. A failure (a budget reached, say) ends on its own row only."""
+    rows = _create_variants(obj, n, prompt=prompt, input=input, provider=provider, preset=preset)
+    return [run_generation(row.pk) for row in rows]
+
+
+def _create_variants(obj: models.Model, n: int, **request: Any) -> list[GeneratedImage]:
+    """Record the candidate rows; each may replace the object's image once picked."""
+    return create_batch(
+        obj, n, lambda batch: create_generation(obj, overwrite=True, batch=batch, **request)
+    )
 
 
 def build_prompt(obj: models.Model, *, preset: str | None = None) -> str:
