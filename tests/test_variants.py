@@ -208,4 +208,116 @@ def test_a_bad_max_variants_is_named_with_the_fix(settings):
 
     settings.NANOBANANA = {**settings.NANOBANANA, "MAX_VARIANTS": 0}
     with pytest.raises(ImproperlyConfigured, match=r"MAX_VARIANTS.*whole number"):
-        app_settings.MAX_VARIANTS
+        _ = app_settings.MAX_VARIANTS
+
+
+# In the admin -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_emulator(replicate):
+    return replicate
+
+
+def ask_for_candidates(client, objects, n, **extra):
+    from tests.test_admin import confirm
+
+    return confirm(client, objects, candidates=str(n), **extra)
+
+
+@pytest.mark.urls("tests.test_admin")
+def test_the_admin_says_what_three_candidates_will_be_billed_before_making_them(
+    admin_client, admin_emulator, settings
+):
+    settings.NANOBANANA = {**settings.NANOBANANA, "PRICES": {"replicate": {"*": {"1K": "0.07"}}}}
+    article = Article.objects.create(title="Ten quiet cafés in Lisbon", topic="travel")
+
+    response = ask_for_candidates(admin_client, [article], 3)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "3 images will be made and billed 3 times (about 0.21 USD)." in page
+    assert 'name="candidates_confirmed" value="3"' in page
+    assert admin_emulator.created_count == 0
+    assert not GeneratedImage.objects.exists()
+
+
+@pytest.mark.urls("tests.test_admin")
+def test_confirming_three_candidates_makes_three_and_attaches_only_the_one_chosen(
+    admin_client, admin_emulator, django_capture_on_commit_callbacks
+):
+    from tests.test_admin import texts, url
+
+    article = Article.objects.create(title="Ten quiet cafés in Lisbon", topic="travel")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = ask_for_candidates(admin_client, [article], 3, candidates_confirmed="3")
+
+    rows = list(GeneratedImage.objects.order_by("pk"))
+    assert admin_emulator.created_count == 3
+    assert [row.status for row in rows] == [Status.SUCCEEDED] * 3
+    variants_url = url("nanobanana_django_generatedimage_variants", rows[0].batch)
+    assert response.status_code == 302 and response["Location"] == variants_url
+    article.refresh_from_db()
+    assert not article.header_image
+
+    page = admin_client.get(variants_url).content.decode()
+    assert "Candidates for Article “Ten quiet cafés in Lisbon”" in page
+    assert page.count(">Choose this one<") == 3
+    assert all(row.image.url in page for row in rows)
+
+    response = admin_client.post(variants_url, {"choose": rows[1].pk})
+
+    assert texts(response) == [
+        f"Article “Ten quiet cafés in Lisbon” now uses candidate #{rows[1].pk}; "
+        "the others stay in its history."
+    ]
+    article.refresh_from_db()
+    assert article.header_image.name == rows[1].image.name
+    page = admin_client.get(variants_url).content.decode()
+    assert page.count(">Not chosen<") == 2 and page.count(">Chosen<") == 1
+    assert admin_emulator.created_count == 3
+
+
+@pytest.mark.urls("tests.test_admin")
+def test_for_two_articles_the_notice_counts_every_image(admin_client, settings):
+    settings.NANOBANANA = {**settings.NANOBANANA, "TASK_RUNNER": "immediate"}
+    articles = [Article.objects.create(title=title) for title in ("Tides", "Harbours")]
+
+    page = ask_for_candidates(admin_client, articles, 2).content.decode()
+
+    assert "2 images will be made for each of the 2 selected objects: 4 images, billed 4 " in page
+    assert "(about 0 USD)" in page or "(about 0.00 USD)" in page  # the placeholder is free
+
+
+@pytest.mark.urls("tests.test_admin")
+def test_more_candidates_than_the_limit_is_a_form_error(admin_client):
+    article = Article.objects.create(title="Tides")
+
+    response = ask_for_candidates(admin_client, [article], 5, candidates_confirmed="5")
+
+    assert response.status_code == 200
+    assert "Ensure this value is less than or equal to 4." in response.content.decode()
+    assert not GeneratedImage.objects.exists()
+
+
+@pytest.mark.urls("tests.test_admin")
+def test_one_candidate_is_a_plain_generation(admin_client, settings):
+    article = Article.objects.create(title="Tides")
+
+    ask_for_candidates(admin_client, [article], 1)
+
+    row = GeneratedImage.objects.get()
+    assert row.kind == GeneratedImage.Kind.GENERATE and row.batch is None
+
+
+@pytest.mark.urls("tests.test_admin")
+def test_a_generations_page_links_to_its_candidates(admin_client):
+    from tests.test_admin import url
+
+    rows = generate_variants(Article.objects.create(title="Tides"), 2)
+
+    page = admin_client.get(url("nanobanana_django_generatedimage_change", rows[0].pk))
+
+    assert url("nanobanana_django_generatedimage_variants", rows[0].batch) in page.content.decode()
+    assert "Compare candidates" in page.content.decode()

@@ -48,6 +48,13 @@ from .display import (
     report,
     status_badge,
 )
+from .review import (
+    approve_generations,
+    changelist_context,
+    reject_generations,
+    review_tools,
+    review_urls,
+)
 from .spend import spend_view, warn_near_budget
 
 Status = GeneratedImage.Status
@@ -70,12 +77,19 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         "cost_label",
         "created_label",
     )
-    list_filter = ("status", "provider", "model_name", "created_at")
+    list_filter = ("status", "review", "provider", "model_name", "created_at")
     search_fields = ("prompt", "prediction_id", "=object_id")
     search_help_text = _("Search the prompt, the prediction id, or the title or id of the object.")
     date_hierarchy = "created_at"
     list_select_related = ("content_type",)
-    actions = ("retry_generations", "cancel_generations", "regenerate", "use_images")
+    actions = (
+        "retry_generations",
+        "cancel_generations",
+        "regenerate",
+        "use_images",
+        approve_generations,
+        reject_generations,
+    )
     fieldsets = (
         (None, {"fields": ("preview", "status_label", "content_object_link", "error")}),
         (
@@ -389,6 +403,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "spend_url": admin_url(self.admin_site, self.opts, "spend"),
+            **changelist_context(self),
         }
         return super().changelist_view(request, extra_context)
 
@@ -402,6 +417,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("spend/", view(self.spend_view), name=f"{prefix}_spend"),
+            *review_urls(self),
             path(
                 "<path:object_id>/use/",
                 view(self.use_image_view),
@@ -513,7 +529,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
             if shown:
                 url = admin_url(self.admin_site, self.opts, operation, row.pk)
                 tools.append({"label": labels[operation], "url": url, "post": True})
-        return tools
+        return tools + review_tools(self, request, row)
 
 
 #: Row operations with their own URL (``<pk>/<operation>/``) and the action they run.
