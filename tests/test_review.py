@@ -409,3 +409,16 @@ def test_with_approval_on_variants_wait_and_the_pick_is_the_approval(
         Review.APPROVED,
     ]
     assert "Review queue (" not in admin_client.get(images_url()).content.decode()
+
+
+def test_a_bad_approval_value_is_reported_by_the_checks(settings):
+    from django.core import checks
+
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "MODELS": {"testapp.Article": {**ARTICLE, "approval": 1}},
+    }
+
+    errors = [m for m in checks.run_checks(tags=["nanobanana"]) if m.id == "nanobanana.E006"]
+
+    assert len(errors) == 1 and "['approval'] is 1; use True" in errors[0].msg
