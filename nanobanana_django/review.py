@@ -19,7 +19,7 @@ from .lifecycle import sender_of
 from .models import GeneratedImage
 from .registry import ContentConfig, config_for_stored
 from .signals import image_awaiting_review
-from .variants import choose_variant
+from .variants import choose_variant, mark_chosen
 
 Review = GeneratedImage.Review
 Status = GeneratedImage.Status
@@ -83,6 +83,18 @@ def approve_generation(row: GeneratedImage, *, replace: bool = False) -> Generat
             _refuse_unattached(row)  # rolls the approval back
     row.review = Review.APPROVED
     return row
+
+
+def record_use(row: GeneratedImage) -> None:
+    """An editor has put ``row`` on its object by hand ("Use this image"): that approves
+    an image awaiting review, and picks a candidate."""
+    if row.batch:
+        mark_chosen(row)
+    elif row.review == Review.PENDING:
+        GeneratedImage.objects.filter(pk=row.pk, review=Review.PENDING).update(
+            review=Review.APPROVED
+        )
+        row.review = Review.APPROVED
 
 
 def reject_generation(row: GeneratedImage) -> GeneratedImage:

@@ -33,7 +33,13 @@ from .pipeline import complete_generation, run_generation
 from .presets import Preset, get_preset, get_presets
 from .providers import get_provider, get_provider_config
 from .registry import ContentConfig, get_config
-from .review import CannotReview, approve_generation, initial_review, reject_generation
+from .review import (
+    CannotReview,
+    approve_generation,
+    initial_review,
+    record_use,
+    reject_generation,
+)
 from .runners import IMMEDIATE, enqueue_generation
 from .variants import choose_variant, create_batch
 
@@ -327,8 +333,12 @@ def _build_prompt(
 
 def use_generation(row: GeneratedImage) -> bool:
     """Attach ``row``'s image to its object, replacing the one it has: an editor's choice
-    of an edit, a variant or an older version. Returns False when the object is gone."""
-    return attach(row, overwrite=True)
+    of an edit, a variant or an older version. Returns False when the object is gone.
+    Using an image awaiting review approves it; using a candidate picks it."""
+    used = attach(row, overwrite=True)
+    if used:
+        record_use(row)
+    return used
 
 
 def cancel_generation(row: GeneratedImage) -> bool:

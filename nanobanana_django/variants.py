@@ -99,12 +99,15 @@ def choose_variant(row: GeneratedImage) -> bool:
     with transaction.atomic():
         if not attach(row, overwrite=True):
             return False
-        GeneratedImage.objects.filter(batch=row.batch).exclude(pk=row.pk).update(
-            review=Review.REJECTED
-        )
-        GeneratedImage.objects.filter(pk=row.pk).update(review=Review.APPROVED)
-    row.review = Review.APPROVED
+        mark_chosen(row)
     return True
+
+
+def mark_chosen(row: GeneratedImage) -> None:
+    """Record that ``row`` is the pick of its batch, and the others are not."""
+    GeneratedImage.objects.filter(batch=row.batch).exclude(pk=row.pk).update(review=Review.REJECTED)
+    GeneratedImage.objects.filter(pk=row.pk).update(review=Review.APPROVED)
+    row.review = Review.APPROVED
 
 
 def is_chosen(row: GeneratedImage) -> bool | None:

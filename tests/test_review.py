@@ -422,3 +422,27 @@ def test_a_bad_approval_value_is_reported_by_the_checks(settings):
     errors = [m for m in checks.run_checks(tags=["nanobanana"]) if m.id == "nanobanana.E006"]
 
     assert len(errors) == 1 and "['approval'] is 1; use True" in errors[0].msg
+
+
+def test_use_this_image_on_an_image_awaiting_review_approves_it(approval, admin_client):
+    article = Article.objects.create(title="Tides")
+    row = generate_for(article)
+
+    admin_client.post(url("nanobanana_django_generatedimage_use", row.pk))
+
+    row.refresh_from_db()
+    article.refresh_from_db()
+    assert article.header_image.name == row.image.name
+    assert row.review == Review.APPROVED
+    assert "Review queue (" not in admin_client.get(images_url()).content.decode()
+
+
+def test_the_list_and_the_history_mark_images_awaiting_review(approval, admin_client):
+    article = Article.objects.create(title="Tides")
+    generate_for(article)
+
+    listing = admin_client.get(images_url()).content.decode()
+    history = admin_client.get(url("testapp_article_change", article.pk)).content.decode()
+
+    assert "nanobanana-review-pending" in listing and ">Awaiting review<" in listing
+    assert ">Awaiting review<" in history

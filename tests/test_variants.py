@@ -321,3 +321,20 @@ def test_a_generations_page_links_to_its_candidates(admin_client):
 
     assert url("nanobanana_django_generatedimage_variants", rows[0].batch) in page.content.decode()
     assert "Compare candidates" in page.content.decode()
+
+
+@pytest.mark.urls("tests.test_admin")
+def test_use_this_image_on_a_candidate_picks_it(admin_client):
+    from tests.test_admin import url
+
+    article = Article.objects.create(title="Tides")
+    rows = generate_variants(article, 2)
+
+    admin_client.post(url("nanobanana_django_generatedimage_use", rows[0].pk))
+
+    assert [GeneratedImage.objects.get(pk=row.pk).review for row in rows] == [
+        Review.APPROVED,
+        Review.REJECTED,
+    ]
+    listing = admin_client.get(url("nanobanana_django_generatedimage_changelist")).content
+    assert b">Chosen<" in listing and b">Not chosen<" in listing

@@ -31,9 +31,9 @@ from ..registry import find_config
 from ..services import (
     AlreadyHasImage,
     GenerationInProgress,
-    attach,
     cancel_generation,
     retry_generation,
+    use_generation,
 )
 from .display import (
     admin_url,
@@ -360,7 +360,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                     "image": image
                 }
             used.add(key)
-            attach(row, overwrite=True)
+            use_generation(row)
             return None
 
         # Newest first: of two images selected for one object, the newer one is used.
@@ -462,7 +462,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         obj = row.content_object
         object_url = admin_url(self.admin_site, obj._meta, "change", obj.pk)
         if request.method == "POST":
-            attach(row, overwrite=True)
+            use_generation(row)
             self.message_user(
                 request,
                 gettext("%(object)s now uses image #%(pk)s.")
