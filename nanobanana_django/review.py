@@ -12,12 +12,13 @@ The public functions are in :mod:`nanobanana_django.services` (``approve_generat
 from __future__ import annotations
 
 from django.db import models, transaction
+from django.utils.text import capfirst
 
 from .attach import attach
 from .exceptions import AlreadyHasImage, NanoBananaError
 from .lifecycle import sender_of
 from .models import GeneratedImage
-from .registry import ContentConfig, config_for_stored
+from .registry import ContentConfig
 from .signals import image_awaiting_review
 from .variants import choose_variant, mark_chosen
 
@@ -128,13 +129,14 @@ def _refuse_unless_waiting(row: GeneratedImage, verb: str) -> None:
 
 def _refuse_unattached(row: GeneratedImage) -> None:
     model = row.content_type.model_class() if row.content_type_id else None
-    if model is None or not model._base_manager.filter(pk=row.object_id).exists():
+    obj = model._base_manager.filter(pk=row.object_id).first() if model is not None else None
+    if obj is None:
         raise CannotReview(_deleted(row))
-    label = config_for_stored(model).label
     raise AlreadyHasImage(
-        f"{label} {row.object_id} got an image since image #{row.pk} was made, and this "
-        "generation was not asked to replace one, so it was not approved. Approve it with "
-        "replace=True (in the admin: “Approve and replace”) to use it anyway, or reject it."
+        f"{capfirst(obj._meta.verbose_name)} “{obj}” got an image since image #{row.pk} was "
+        "made, and this generation was not asked to replace one, so it was not approved. "
+        "Approve it with replace=True (in the admin: “Approve and replace”) to use it "
+        "anyway, or reject it."
     )
 
 

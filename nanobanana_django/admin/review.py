@@ -127,7 +127,7 @@ def _approve(
             return gettext("%(image)s is a candidate of a batch already chosen from") % {
                 "image": image
             }
-        reason = _attempt(image, lambda: approve_generation(row, replace=replace))
+        reason = _attempt(lambda: approve_generation(row, replace=replace))
         if reason is None and row.batch:
             chosen.add(row.batch)
         return reason
@@ -143,7 +143,7 @@ def _approve(
 
 def _reject(model_admin: Any, request: HttpRequest, queryset: models.QuerySet) -> None:
     def reject(row: GeneratedImage, image: str) -> str | None:
-        return _attempt(image, lambda: reject_generation(row))
+        return _attempt(lambda: reject_generation(row))
 
     done, skipped = model_admin._apply(request, queryset, reject)
     message = ngettext(
@@ -181,12 +181,12 @@ def _regenerate(model_admin: Any, request: HttpRequest, queryset: models.QuerySe
     _report(model_admin, request, message % {"count": done} if done else None, skipped)
 
 
-def _attempt(image: str, operation: Callable[[], Any]) -> str | None:
+def _attempt(operation: Callable[[], Any]) -> str | None:
     """Run a review operation; its refusal, as the reason an image was skipped."""
     try:
         operation()
     except (CannotReview, AlreadyHasImage) as exc:
-        return f"{image}: {exc.message}"
+        return exc.message  # it names the image
     return None
 
 
