@@ -359,13 +359,29 @@ def cancel_generation(row: GeneratedImage) -> bool:
 
 
 def retry_generation(row: GeneratedImage, *, overwrite: bool | None = None) -> GeneratedImage:
-    """Queue a new generation with ``row``'s prompt, inputs, preset and object."""
+    """Queue a new generation with ``row``'s prompt, inputs, preset and object.
+
+    A candidate's is one more candidate of its batch: it waits for the pick too.
+    """
+    obj = row.content_object if row.content_type_id else None
+    preset = row.preset if row.preset in get_presets() else None  # kept unless removed
+    if row.batch and obj is not None:
+        again = create_generation(
+            obj,
+            prompt=row.prompt,
+            input=dict(row.input_params),
+            overwrite=True,
+            preset=preset,
+            batch=row.batch,
+        )
+        transaction.on_commit(partial(_enqueue, again.pk, again.provider))
+        return again
     return queue_generation(
-        row.content_object if row.content_type_id else None,
+        obj,
         prompt=row.prompt,
         input=dict(row.input_params),
         overwrite=row.overwrite if overwrite is None else overwrite,
-        preset=row.preset if row.preset in get_presets() else None,  # kept unless removed
+        preset=preset,
     )
 
 

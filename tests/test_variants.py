@@ -338,3 +338,25 @@ def test_use_this_image_on_a_candidate_picks_it(admin_client):
     ]
     listing = admin_client.get(url("nanobanana_django_generatedimage_changelist")).content
     assert b">Chosen<" in listing and b">Not chosen<" in listing
+
+
+def test_retrying_a_candidate_stopped_by_the_budget_makes_another_candidate(replicate, settings):
+    from nanobanana_django.services import retry_generation
+
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "PRICES": {"replicate": {"*": {"*": "0.10"}}},
+        "DAILY_BUDGET": "0.15",
+    }
+    article = Article.objects.create(title="Tides")
+    made, stopped = generate_variants(article, 2)
+    assert stopped.status == Status.FAILED
+
+    settings.NANOBANANA = {**settings.NANOBANANA, "DAILY_BUDGET": "1.00"}
+    again = retry_generation(stopped)
+
+    assert again.kind == GeneratedImage.Kind.VARIANT and again.batch == made.batch
+    assert not again.auto_attach  # waits for the pick, never replaces the image by itself
+    assert [row.pk for row in GeneratedImage.objects.filter(batch=made.batch).order_by("pk")] == (
+        [made.pk, stopped.pk, again.pk]
+    )
