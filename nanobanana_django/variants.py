@@ -81,13 +81,6 @@ def refuse_if_unfinished(obj: models.Model) -> None:
         )
 
 
-def batch_of(row: GeneratedImage) -> models.QuerySet[GeneratedImage]:
-    """The candidates asked for together with ``row`` (``row`` included), oldest first."""
-    if not row.batch:
-        return GeneratedImage.objects.filter(pk=row.pk)
-    return GeneratedImage.objects.filter(batch=row.batch).order_by("pk")
-
-
 def choose_variant(row: GeneratedImage) -> bool:
     """Attach candidate ``row`` to its object, replacing its image, and mark the others of
     its batch as not chosen. Returns False, changing nothing, when the object is gone.
