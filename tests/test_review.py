@@ -447,3 +447,17 @@ def test_the_list_and_the_history_mark_images_awaiting_review(approval, admin_cl
 
     assert "nanobanana-review-pending" in listing and ">Awaiting review<" in listing
     assert ">Awaiting review<" in history
+
+
+def test_a_failed_generation_in_approval_mode_is_not_shown_as_awaiting_review(
+    approval, admin_client
+):
+    from nanobanana_django.exceptions import NanoBananaError
+    from nanobanana_django.lifecycle import fail
+
+    row = queue_generation(Article.objects.create(title="Tides"))
+    fail(row, NanoBananaError("The model could not make this image.", code="prediction_failed"))
+
+    listing = admin_client.get(images_url()).content.decode()
+    assert "nanobanana-review-pending" not in listing and "Review queue (" not in listing
+    assert "No image is awaiting review." in admin_client.get(queue_url()).content.decode()

@@ -128,6 +128,11 @@ def review_badge(row: GeneratedImage) -> str:
     not chosen)."""
     if not row.review:
         return ""
+    if row.review == GeneratedImage.Review.PENDING and row.status in (
+        GeneratedImage.Status.FAILED,
+        GeneratedImage.Status.CANCELED,
+    ):
+        return ""  # nothing to review
     if row.batch:
         label = {
             GeneratedImage.Review.PENDING: gettext("Candidate, awaiting review"),
