@@ -20,11 +20,13 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from .. import grounding
 from ..conf import app_settings
 from ..forms import GenerateHeaderImageForm
 from ..models import GeneratedImage
 from ..presets import get_presets
 from ..providers import get_provider_config
+from ..references import store_uploads
 from ..registry import ContentConfig, find_config
 from ..services import AlreadyHasImage, GenerationInProgress, build_prompt, queue_generation
 from .display import admin_url, breadcrumbs, current_image_url, object_label, report
@@ -90,13 +92,22 @@ def generate_header_image(
         "several": several,
         "presets": [(name, preset.label) for name, preset in presets.items()],
         "default_preset": config.preset,
+        "grounding": grounding.configured(
+            (app_settings.DEFAULT_INPUT, None),
+            (default.input if default else None, default.grounding if default else None),
+            (config.input, config.grounding),
+        ),
         "initial": {} if several else {"prompt": build_prompt(objects[0])},
     }
     if not request.POST.get("post"):
         form = GenerateHeaderImageForm(**form_options)
     else:
-        form = GenerateHeaderImageForm(request.POST, **form_options)
-        notice = candidates_notice(form, config, objects) if form.is_valid() else None
+        form = GenerateHeaderImageForm(request.POST, request.FILES, **form_options)
+        notice = (
+            candidates_notice(form, config, objects, uploads=bool(request.FILES))
+            if form.is_valid()
+            else None
+        )
         if notice and not candidates_confirmed(request, form):
             return _generate_page(modeladmin, request, objects, config, form, notice)
         if form.is_valid():
@@ -137,6 +148,10 @@ def _queue_generations(
     form: GenerateHeaderImageForm,
 ) -> tuple[int, list[str], list[list[GeneratedImage]]]:
     queued, skipped, batches = 0, [], []
+    # Uploaded once, shared by every selected object's generation.
+    own = store_uploads(form.reference_files()) if "references" in form.fields else []
+    chosen = form.reference_set_choice() if "reference_set" in form.fields else None
+    references = [*([chosen] if chosen else []), *own] or None
     for obj in objects:
         label = object_label(obj)
         if not modeladmin.has_change_permission(request, obj):
@@ -144,7 +159,7 @@ def _queue_generations(
             continue
         try:
             if form.candidate_count() > 1:
-                batches.append(queue_candidates(obj, form))
+                batches.append(queue_candidates(obj, form, references))
                 continue
             queue_generation(
                 obj,
@@ -152,6 +167,8 @@ def _queue_generations(
                 input=form.model_input(),
                 overwrite=form.cleaned_data["replace"],
                 preset=form.preset_choice(),
+                grounding=form.grounding_choice(),
+                references=references,
             )
         except AlreadyHasImage:
             skipped.append(

@@ -404,9 +404,17 @@ def variants_view(model_admin: Any, request: HttpRequest, batch: uuid.UUID) -> H
 
 
 def candidates_notice(
-    form: GenerateHeaderImageForm, config: ContentConfig, objects: list[models.Model]
+    form: GenerateHeaderImageForm,
+    config: ContentConfig,
+    objects: list[models.Model],
+    *,
+    uploads: bool = False,
 ) -> str | None:
-    """What asking for several candidates will make and bill, said before it is done."""
+    """What asking for several candidates will make and bill, said before it is done.
+
+    ``uploads``: reference images were uploaded with the request, which a browser does not
+    send again with the confirmation.
+    """
     n = form.candidate_count()
     if n <= 1:
         return None
@@ -430,14 +438,22 @@ def candidates_notice(
         else gettext("price unknown: add it to NANOBANANA['PRICES']")
     )
     if len(objects) == 1:
-        return gettext(
+        notice = gettext(
             "%(n)d images will be made and billed %(n)d times (%(price)s). You then pick one "
             "to use; the others stay in the history."
         ) % {"n": n, "price": price}
-    return gettext(
-        "%(n)d images will be made for each of the %(objects)d selected objects: %(images)d "
-        "images, billed %(images)d times (%(price)s). You then pick one for each object."
-    ) % {"n": n, "objects": len(objects), "images": images, "price": price}
+    else:
+        notice = gettext(
+            "%(n)d images will be made for each of the %(objects)d selected objects: "
+            "%(images)d images, billed %(images)d times (%(price)s). You then pick one for "
+            "each object."
+        ) % {"n": n, "objects": len(objects), "images": images, "price": price}
+    if uploads:
+        notice += " " + gettext(
+            "The reference images you uploaded are not kept between the two steps: choose "
+            "them again below."
+        )
+    return notice
 
 
 def candidates_confirmed(request: HttpRequest, form: GenerateHeaderImageForm) -> bool:
@@ -445,13 +461,17 @@ def candidates_confirmed(request: HttpRequest, form: GenerateHeaderImageForm) ->
     return request.POST.get("candidates_confirmed") == str(form.candidate_count())
 
 
-def queue_candidates(obj: models.Model, form: GenerateHeaderImageForm) -> list[GeneratedImage]:
+def queue_candidates(
+    obj: models.Model, form: GenerateHeaderImageForm, references: Any = None
+) -> list[GeneratedImage]:
     return queue_variants(
         obj,
         form.candidate_count(),
         prompt=form.prompt_override(),
         input=form.model_input(),
         preset=form.preset_choice(),
+        grounding=form.grounding_choice(),
+        references=references,
     )
 
 
