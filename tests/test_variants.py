@@ -360,3 +360,35 @@ def test_retrying_a_candidate_stopped_by_the_budget_makes_another_candidate(repl
     assert [row.pk for row in GeneratedImage.objects.filter(batch=made.batch).order_by("pk")] == (
         [made.pk, stopped.pk, again.pk]
     )
+
+
+@pytest.mark.urls("tests.test_admin")
+def test_candidates_with_a_reference_set_and_an_upload_send_them_with_every_candidate(
+    admin_client, django_capture_on_commit_callbacks
+):
+    from tests.test_references import make_set, upload
+
+    make_set("brand", 2)
+    article = Article.objects.create(title="Harbour lights", topic="travel")
+
+    notice = ask_for_candidates(
+        admin_client, [article], 2, reference_set="brand", references=[upload("sketch.png")]
+    ).content.decode()
+    assert "2 images will be made and billed 2 times" in notice
+    assert "not kept between the two steps: choose them again below" in notice
+    assert not GeneratedImage.objects.exists()
+
+    with django_capture_on_commit_callbacks():  # queued, not run
+        ask_for_candidates(
+            admin_client,
+            [article],
+            2,
+            candidates_confirmed="2",
+            reference_set="brand",
+            references=[upload("sketch.png")],
+        )
+
+    rows = list(GeneratedImage.objects.order_by("pk"))
+    assert len(rows) == 2 and rows[0].batch == rows[1].batch
+    for row in rows:
+        assert [entry["set"] for entry in row.reference_images] == ["brand", "brand", ""]
