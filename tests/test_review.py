@@ -461,3 +461,24 @@ def test_a_failed_generation_in_approval_mode_is_not_shown_as_awaiting_review(
     listing = admin_client.get(images_url()).content.decode()
     assert "nanobanana-review-pending" not in listing and "Review queue (" not in listing
     assert "No image is awaiting review." in admin_client.get(queue_url()).content.decode()
+
+
+def test_an_image_whose_article_was_deleted_says_so_and_stays_out_of_the_way(
+    approval, admin_client
+):
+    article = Article.objects.create(title="Tides")
+    row = generate_for(article)
+    article.delete()
+
+    page = admin_client.get(queue_url()).content.decode()
+    assert "(deleted)" in page
+    (message,) = texts(review(admin_client, "approve", row))
+
+    assert (
+        message == f"The object of image #{row.pk} was deleted; there is nothing to attach it to."
+    )
+    row.refresh_from_db()
+    assert row.review == Review.PENDING
+    review(admin_client, "reject", row)
+    row.refresh_from_db()
+    assert row.review == Review.REJECTED
