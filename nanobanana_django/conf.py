@@ -431,6 +431,19 @@ class AppSettings:
         fit the providers' request limits better than fourteen 50 MiB ones."""
         return int(self._positive_number("MAX_REFERENCE_BYTES", 7 * 1024 * 1024))
 
+    # Variants -----------------------------------------------------------------------------
+
+    @property
+    def MAX_VARIANTS(self) -> int:
+        """The most candidate images one request may ask for (each is a prediction, billed
+        on its own). Default 4."""
+        value = self._get("MAX_VARIANTS", 4)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self._error(
+                "MAX_VARIANTS", f"is {value!r}", "Use a whole number of images >= 1, e.g. 4."
+            )
+        return value
+
     # Content models -------------------------------------------------------------------
 
     @property

@@ -9,6 +9,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from . import grounding as grounding_
+from .conf import app_settings
 from .models import ReferenceSet
 from .references import ADVICE
 from .specs import MAX_PROMPT_LENGTH, ModelSpec
@@ -142,6 +143,23 @@ class GenerateHeaderImageForm(forms.Form):
                 "The prompt built from the title and topic. Edit it to ask for something "
                 "else, or empty it to use the built one."
             )
+
+        self.fields["candidates"] = forms.IntegerField(
+            label=_("Candidates"),
+            required=False,
+            min_value=1,
+            max_value=app_settings.MAX_VARIANTS,
+            initial=1,
+            help_text=_(
+                "How many images to make for each object, to pick one from. Each is a "
+                "prediction of its own, billed on its own; the price is shown before they "
+                "are made."
+            ),
+        )
+
+    def candidate_count(self) -> int:
+        """How many candidates the editor asked for (1: a plain generation)."""
+        return (getattr(self, "cleaned_data", None) or {}).get("candidates") or 1
 
     def model_input(self) -> dict[str, Any]:
         """The model inputs the editor changed, for ``queue_generation(input=...)``."""

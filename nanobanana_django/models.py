@@ -263,9 +263,11 @@ class GeneratedImage(models.Model):
     @property
     def attaches_when_done(self) -> bool:
         """Whether success attaches the image at once (not an edit, a variant, a step
-        awaiting its successor, or an image awaiting review)."""
+        awaiting its successor, or an image awaiting review or rejected meanwhile)."""
         return (
-            bool(self.content_type_id) and self.auto_attach and self.review != self.Review.PENDING
+            bool(self.content_type_id)
+            and self.auto_attach
+            and self.review not in (self.Review.PENDING, self.Review.REJECTED)
         )
 
     @property

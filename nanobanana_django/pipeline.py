@@ -55,6 +55,7 @@ from .providers import GenerationRequest, Prediction, Provider, get_provider
 from .providers.base import ABORTED, CANCELED, FAILED, SUCCEEDED
 from .registry import config_for_stored
 from .renditions import delete_renditions, make_renditions
+from .review import announce
 from .signals import image_generated
 
 logger = logging.getLogger(__name__)
@@ -402,6 +403,7 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
     )
     sender, instance = sender_of(row)
     image_generated.send(sender=sender, instance=instance, generated_image=row, attached=attached)
+    announce(row)  # image_awaiting_review, in approval mode
 
 
 def _storage_failure(exc: Exception) -> str:

@@ -41,6 +41,7 @@ OPTION_KEYS = (
     "monthly_budget",
     "grounding",
     "references",
+    "approval",
 )
 
 
@@ -81,6 +82,8 @@ class ContentConfig:
     grounding: str | None = None
     #: The name of the reference set sent with this model's prompts (docs/references.md).
     references: str | None = None
+    #: Images wait for an editor's approval instead of being attached (docs/approval.md).
+    approval: bool = False
 
     @property
     def image_model_field(self) -> models.Field:
@@ -252,6 +255,7 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         monthly_budget=_budget(options.get("monthly_budget"), f"{where}['monthly_budget']"),
         grounding=grounding_.setting_value(options.get("grounding"), f"{where}['grounding']"),
         references=_set_name(options.get("references"), where),
+        approval=_approval(options.get("approval", False), where),
     )
 
 
@@ -265,6 +269,15 @@ def _budget(value: Any, where: str) -> Decimal | None:
     if isinstance(value, bool) or not amount.is_finite() or amount < 0:
         raise ImproperlyConfigured(f"{where} is {value!r}; give an amount such as '5.00'.")
     return amount
+
+
+def _approval(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ImproperlyConfigured(
+            f"{where}['approval'] is {value!r}; use True (images wait for an editor's "
+            "approval before they are attached) or False."
+        )
+    return value
 
 
 def _provider_alias(value: Any, where: str) -> str | None:

@@ -13,6 +13,7 @@ answers (docs/exactly-once.md).
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -36,23 +37,37 @@ from .providers import get_provider, get_provider_config
 from .references import for_retry as references_for_retry
 from .references import resolve as resolve_references
 from .registry import ContentConfig, get_config
+from .review import (
+    CannotReview,
+    approve_generation,
+    initial_review,
+    record_use,
+    reject_generation,
+)
 from .runners import IMMEDIATE, enqueue_generation
+from .variants import choose_variant, create_batch
 
 __all__ = [
     "AlreadyHasImage",
+    "CannotReview",
     "GenerationInProgress",
     "Interrupted",
+    "approve_generation",
     "attach",
     "build_prompt",
     "cancel_generation",
+    "choose_variant",
     "complete_generation",
     "create_edit",
     "create_generation",
     "edit_generation",
     "generate_for",
     "generate_image",
+    "generate_variants",
     "queue_edit",
     "queue_generation",
+    "queue_variants",
+    "reject_generation",
     "retry_generation",
     "run_generation",
     "thread_of",
@@ -84,7 +99,8 @@ def generate_for(
     bad input, :class:`AlreadyHasImage` when ``obj`` has an image and ``overwrite`` is
     false, and :class:`GenerationInProgress` when one is already under way (all
     before anything is sent). Provider failures do not raise: they end as a
-    ``failed`` row whose ``error_message`` says what happened.
+    ``failed`` row whose ``error_message`` says what happened. For a model in approval
+    mode the image is made but waits for an editor (:func:`approve_generation`).
     """
     row = create_generation(
         obj,
@@ -188,6 +204,7 @@ def create_generation(
     image_checked: bool = False,
     grounding: str | None = None,
     references: Any = None,
+    batch: uuid.UUID | None = None,
 ) -> GeneratedImage:
     """Validate a request and record it as a ``queued`` row; nothing is sent yet.
 
@@ -203,7 +220,8 @@ def create_generation(
     ``ValidationError`` on ``grounding`` where the model cannot ground
     (:mod:`nanobanana_django.grounding`). ``references`` (set names, images, or a list
     of them) and the set the picked preset, the registration or the default preset
-    names are checked here and recorded on the row (:mod:`.references`).
+    names are checked here and recorded on the row (:mod:`.references`). ``batch`` makes the row a
+    candidate of that batch (:func:`queue_variants`): it waits for an editor's pick.
     """
     grounding = grounding_.call_value(grounding)
     params = dict(app_settings.DEFAULT_INPUT)
@@ -259,6 +277,9 @@ def create_generation(
     if obj is not None and config is not None:
         row.content_object = obj
         row.target_field = config.image_field
+        if batch is not None:
+            row.kind, row.auto_attach, row.batch = GeneratedImage.Kind.VARIANT, False, batch
+        row.review = initial_review(config, row)
     checked = resolve_references(
         references,
         default_set=_default_set(picked, config, default),
@@ -276,6 +297,71 @@ def create_generation(
             _refuse_if_in_progress(obj, config)
         raise
     return row
+
+
+def queue_variants(
+    obj: models.Model,
+    n: int,
+    *,
+    prompt: str | None = None,
+    input: dict[str, Any] | None = None,
+    provider: str | None = None,
+    preset: str | None = None,
+    grounding: str | None = None,
+    references: Any = None,
+) -> list[GeneratedImage]:
+    """Ask for ``n`` candidate images for ``obj``, made in the background: ``n``
+    predictions, billed ``n`` times. None is attached; an editor picks one
+    (:func:`choose_variant`). Takes the arguments of :func:`create_generation`; a bad
+    ``n`` is a ``ValidationError`` on ``candidates`` (1 to ``MAX_VARIANTS``), and a batch
+    still being made for ``obj`` raises :class:`GenerationInProgress`.
+    """
+    rows = _create_variants(
+        obj,
+        n,
+        prompt=prompt,
+        input=input,
+        provider=provider,
+        preset=preset,
+        grounding=grounding,
+        references=references,
+    )
+    for row in rows:
+        transaction.on_commit(partial(_enqueue, row.pk, row.provider))
+    return rows
+
+
+def generate_variants(
+    obj: models.Model,
+    n: int,
+    *,
+    prompt: str | None = None,
+    input: dict[str, Any] | None = None,
+    provider: str | None = None,
+    preset: str | None = None,
+    grounding: str | None = None,
+    references: Any = None,
+) -> list[GeneratedImage]:
+    """:func:`queue_variants`, made now in this process, one after the other; returns the
+    finished rows. A failure (a budget reached, say) ends on its own row only."""
+    rows = _create_variants(
+        obj,
+        n,
+        prompt=prompt,
+        input=input,
+        provider=provider,
+        preset=preset,
+        grounding=grounding,
+        references=references,
+    )
+    return [run_generation(row.pk) for row in rows]
+
+
+def _create_variants(obj: models.Model, n: int, **request: Any) -> list[GeneratedImage]:
+    """Record the candidate rows; each may replace the object's image once picked."""
+    return create_batch(
+        obj, n, lambda batch: create_generation(obj, overwrite=True, batch=batch, **request)
+    )
 
 
 def _default_set(
@@ -349,8 +435,12 @@ def queue_edit(
 
 def use_generation(row: GeneratedImage) -> bool:
     """Attach ``row``'s image to its object, replacing the one it has: an editor's choice
-    of an edit, a variant or an older version. Returns False when the object is gone."""
-    return attach(row, overwrite=True)
+    of an edit, a variant or an older version. Returns False when the object is gone.
+    Using an image awaiting review approves it; using a candidate picks it."""
+    used = attach(row, overwrite=True)
+    if used:
+        record_use(row)
+    return used
 
 
 def cancel_generation(row: GeneratedImage) -> bool:
@@ -373,14 +463,29 @@ def cancel_generation(row: GeneratedImage) -> bool:
 def retry_generation(row: GeneratedImage, *, overwrite: bool | None = None) -> GeneratedImage:
     """Queue a new generation with ``row``'s prompt, inputs, preset, references and object.
 
-    A reference set is sent as it is now, so a retry after fixing a set uses the fix.
+    A reference set is sent as it is now, so a retry after fixing a set uses the fix. A
+    candidate's retry is one more candidate of its batch: it waits for the pick too.
     """
+    obj = row.content_object if row.content_type_id else None
+    preset = row.preset if row.preset in get_presets() else None  # kept unless removed
+    if row.batch and obj is not None:
+        again = create_generation(
+            obj,
+            prompt=row.prompt,
+            input=dict(row.input_params),
+            overwrite=True,
+            preset=preset,
+            references=references_for_retry(row),
+            batch=row.batch,
+        )
+        transaction.on_commit(partial(_enqueue, again.pk, again.provider))
+        return again
     return queue_generation(
-        row.content_object if row.content_type_id else None,
+        obj,
         prompt=row.prompt,
         input=dict(row.input_params),
         overwrite=row.overwrite if overwrite is None else overwrite,
-        preset=row.preset if row.preset in get_presets() else None,  # kept unless removed
+        preset=preset,
         references=references_for_retry(row),
     )
 

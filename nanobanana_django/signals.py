@@ -17,3 +17,6 @@ image_generated = Signal()
 #: fails with the exception's message (per-author quotas, business hours...).
 pre_generation = Signal()
 image_generation_failed = Signal()
+#: Sent once when an image of a model registered with ``"approval": True`` has been made
+#: and waits for an editor (it is not attached until approved; docs/approval.md).
+image_awaiting_review = Signal()

@@ -31,6 +31,7 @@ from ..references import store_uploads
 from ..registry import ContentConfig, find_config
 from ..services import AlreadyHasImage, GenerationInProgress, build_prompt, queue_generation
 from .display import admin_url, breadcrumbs, current_image_url, object_label, report
+from .review import after_candidates, candidates_confirmed, candidates_notice, queue_candidates
 
 ADMIN_MEDIA = forms.Media(css={"all": ["nanobanana_django/admin.css"]})
 
@@ -103,12 +104,21 @@ def generate_header_image(
         form = GenerateHeaderImageForm(**form_options)
     else:
         form = GenerateHeaderImageForm(request.POST, request.FILES, **form_options)
+        notice = (
+            candidates_notice(form, config, objects, uploads=bool(request.FILES))
+            if form.is_valid()
+            else None
+        )
+        if notice and not candidates_confirmed(request, form):
+            return _generate_page(modeladmin, request, objects, config, form, notice)
         if form.is_valid():
             try:
                 # All or nothing: a rejected input rolls back the rows queued before it,
                 # and their on_commit hand-over to the task runner with them.
                 with transaction.atomic():
-                    queued, skipped = _queue_generations(modeladmin, request, objects, form)
+                    queued, skipped, batches = _queue_generations(
+                        modeladmin, request, objects, form
+                    )
             except ValidationError as exc:
                 for field, error in _validation_messages(exc):
                     if field in form.fields:
@@ -116,6 +126,9 @@ def generate_header_image(
                     else:
                         form.add_error(None, f"{field}: {error}" if field else error)
             else:
+                if batches:
+                    report(modeladmin, request, None, skipped)
+                    return after_candidates(modeladmin, request, batches)
                 done = (
                     ngettext(
                         "Queued %(count)d header image.", "Queued %(count)d header images.", queued
@@ -134,8 +147,8 @@ def _queue_generations(
     request: HttpRequest,
     objects: list[models.Model],
     form: GenerateHeaderImageForm,
-) -> tuple[int, list[str]]:
-    queued, skipped = 0, []
+) -> tuple[int, list[str], list[list[GeneratedImage]]]:
+    queued, skipped, batches = 0, [], []
     # Uploaded once, shared by every selected object's generation.
     own = store_uploads(form.reference_files()) if "references" in form.fields else []
     chosen = form.reference_set_choice() if "reference_set" in form.fields else None
@@ -146,6 +159,9 @@ def _queue_generations(
             skipped.append(gettext("you may not change %(object)s") % {"object": label})
             continue
         try:
+            if form.candidate_count() > 1:
+                batches.append(queue_candidates(obj, form, references))
+                continue
             queue_generation(
                 obj,
                 prompt=form.prompt_override(),
@@ -166,7 +182,7 @@ def _queue_generations(
             )
         else:
             queued += 1
-    return queued, skipped
+    return queued, skipped, batches
 
 
 def _generate_page(
@@ -175,6 +191,7 @@ def _generate_page(
     objects: list[models.Model],
     config: ContentConfig,
     form: GenerateHeaderImageForm,
+    candidates_notice: str | None = None,
 ) -> TemplateResponse:
     site = modeladmin.admin_site
     opts = modeladmin.model._meta
@@ -204,6 +221,8 @@ def _generate_page(
         "action_name": generate_header_image.__name__,
         "history_url": admin_url(site, GeneratedImage._meta, "changelist"),
         "media": modeladmin.media + adminform.media + ADMIN_MEDIA,
+        "candidates_notice": candidates_notice,
+        "candidates": form.candidate_count() if candidates_notice else None,
     }
     request.current_app = site.name
     return TemplateResponse(

@@ -116,9 +116,35 @@ def placeholder_badge(row: GeneratedImage) -> str:
 
 def status_badge(row: GeneratedImage) -> str:
     return format_html(
-        '<span class="nanobanana-status nanobanana-status-{}">{}</span>',
+        '<span class="nanobanana-status nanobanana-status-{}">{}</span>{}',
         row.status,
         row.get_status_display(),
+        review_badge(row),
+    )
+
+
+def review_badge(row: GeneratedImage) -> str:
+    """Under the status: awaiting review, approved or rejected (for a candidate: chosen or
+    not chosen)."""
+    if not row.review:
+        return ""
+    if row.review == GeneratedImage.Review.PENDING and row.status in (
+        GeneratedImage.Status.FAILED,
+        GeneratedImage.Status.CANCELED,
+    ):
+        return ""  # nothing to review
+    if row.batch:
+        label = {
+            GeneratedImage.Review.PENDING: gettext("Candidate, awaiting review"),
+            GeneratedImage.Review.APPROVED: gettext("Chosen"),
+            GeneratedImage.Review.REJECTED: gettext("Not chosen"),
+        }[row.review]
+    else:
+        label = row.get_review_display()
+    return format_html(
+        '<div><span class="nanobanana-badge nanobanana-review-{}">{}</span></div>',
+        row.review,
+        label,
     )
 
 

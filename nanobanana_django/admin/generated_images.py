@@ -32,9 +32,9 @@ from ..registry import find_config
 from ..services import (
     AlreadyHasImage,
     GenerationInProgress,
-    attach,
     cancel_generation,
     retry_generation,
+    use_generation,
 )
 from .display import (
     admin_url,
@@ -51,6 +51,13 @@ from .display import (
 )
 from .edits import edit_view, thread_context
 from .references import sent_references
+from .review import (
+    approve_generations,
+    changelist_context,
+    reject_generations,
+    review_tools,
+    review_urls,
+)
 from .spend import spend_view, warn_near_budget
 
 Status = GeneratedImage.Status
@@ -73,12 +80,19 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         "cost_label",
         "created_label",
     )
-    list_filter = ("status", "provider", "model_name", "created_at")
+    list_filter = ("status", "review", "provider", "model_name", "created_at")
     search_fields = ("prompt", "prediction_id", "=object_id")
     search_help_text = _("Search the prompt, the prediction id, or the title or id of the object.")
     date_hierarchy = "created_at"
     list_select_related = ("content_type",)
-    actions = ("retry_generations", "cancel_generations", "regenerate", "use_images")
+    actions = (
+        "retry_generations",
+        "cancel_generations",
+        "regenerate",
+        "use_images",
+        approve_generations,
+        reject_generations,
+    )
     fieldsets = (
         (None, {"fields": ("preview", "status_label", "content_object_link", "error")}),
         (
@@ -361,7 +375,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                     "image": image
                 }
             used.add(key)
-            attach(row, overwrite=True)
+            use_generation(row)
             return None
 
         # Newest first: of two images selected for one object, the newer one is used.
@@ -404,6 +418,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "spend_url": admin_url(self.admin_site, self.opts, "spend"),
+            **changelist_context(self),
         }
         return super().changelist_view(request, extra_context)
 
@@ -417,6 +432,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("spend/", view(self.spend_view), name=f"{prefix}_spend"),
+            *review_urls(self),
             path(
                 "<path:object_id>/use/",
                 view(self.use_image_view),
@@ -466,7 +482,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         obj = row.content_object
         object_url = admin_url(self.admin_site, obj._meta, "change", obj.pk)
         if request.method == "POST":
-            attach(row, overwrite=True)
+            use_generation(row)
             self.message_user(
                 request,
                 gettext("%(object)s now uses image #%(pk)s.")
@@ -537,7 +553,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
             if shown:
                 url = admin_url(self.admin_site, self.opts, operation, row.pk)
                 tools.append({"label": labels[operation], "url": url, "post": True})
-        return tools
+        return tools + review_tools(self, request, row)
 
 
 #: Row operations with their own URL (``<pk>/<operation>/``) and the action they run.
