@@ -36,8 +36,8 @@ def initial_review(config: ContentConfig | None, row: GeneratedImage) -> str:
     """The review state a new row starts in: pending in approval mode for a row that would
     be attached when done, or for a candidate (its pick is the approval)."""
     if config is not None and config.approval and (row.auto_attach or row.batch):
-        return Review.PENDING
-    return Review.NONE
+        return str(Review.PENDING)
+    return str(Review.NONE)
 
 
 def awaiting_review() -> models.QuerySet[GeneratedImage]:
@@ -82,7 +82,7 @@ def approve_generation(row: GeneratedImage, *, replace: bool = False) -> Generat
             _refuse_unless_waiting(row, "approved")  # someone else reviewed it just now
         if not attach(row, overwrite=overwrite):
             _refuse_unattached(row)  # rolls the approval back
-    row.review = Review.APPROVED
+    row.review = str(Review.APPROVED)
     return row
 
 
@@ -95,7 +95,7 @@ def record_use(row: GeneratedImage) -> None:
         GeneratedImage.objects.filter(pk=row.pk, review=Review.PENDING).update(
             review=Review.APPROVED
         )
-        row.review = Review.APPROVED
+        row.review = str(Review.APPROVED)
 
 
 def reject_generation(row: GeneratedImage) -> GeneratedImage:
@@ -111,7 +111,7 @@ def reject_generation(row: GeneratedImage) -> GeneratedImage:
     if not rejected:
         row.refresh_from_db()
         raise CannotReview(_not_waiting(row))
-    row.review = Review.REJECTED
+    row.review = str(Review.REJECTED)
     return row
 
 
@@ -128,7 +128,7 @@ def _refuse_unless_waiting(row: GeneratedImage, verb: str) -> None:
 
 
 def _refuse_unattached(row: GeneratedImage) -> None:
-    model = row.content_type.model_class() if row.content_type_id else None
+    model = row.content_type.model_class() if row.content_type is not None else None
     obj = model._base_manager.filter(pk=row.object_id).first() if model is not None else None
     if obj is None:
         raise CannotReview(_deleted(row))

@@ -278,7 +278,7 @@ def create_generation(
         row.content_object = obj
         row.target_field = config.image_field
         if batch is not None:
-            row.kind, row.auto_attach, row.batch = GeneratedImage.Kind.VARIANT, False, batch
+            row.kind, row.auto_attach, row.batch = str(GeneratedImage.Kind.VARIANT), False, batch
         row.review = initial_review(config, row)
     checked = resolve_references(
         references,

@@ -75,7 +75,7 @@ def refuse_if_unfinished(obj: models.Model) -> None:
     )
     if running is not None:
         raise GenerationInProgress(
-            f"{obj._meta.verbose_name.capitalize()} {obj.pk} already has candidate images "
+            f"{str(obj._meta.verbose_name).capitalize()} {obj.pk} already has candidate images "
             f"being made (batch {running.batch}, from #{running.pk}); wait for them to "
             "finish or cancel them."
         )
@@ -100,7 +100,7 @@ def mark_chosen(row: GeneratedImage) -> None:
     """Record that ``row`` is the pick of its batch, and the others are not."""
     GeneratedImage.objects.filter(batch=row.batch).exclude(pk=row.pk).update(review=Review.REJECTED)
     GeneratedImage.objects.filter(pk=row.pk).update(review=Review.APPROVED)
-    row.review = Review.APPROVED
+    row.review = str(Review.APPROVED)
 
 
 def is_chosen(row: GeneratedImage) -> bool | None:

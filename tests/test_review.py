@@ -482,3 +482,23 @@ def test_an_image_whose_article_was_deleted_says_so_and_stays_out_of_the_way(
     review(admin_client, "reject", row)
     row.refresh_from_db()
     assert row.review == Review.REJECTED
+
+
+def test_an_edit_asked_to_attach_waits_for_review_in_approval_mode(approval, awaiting):
+    from nanobanana_django.services import edit_generation
+
+    article = Article.objects.create(title="Night ferries", status="draft")
+    first = generate_for(article)
+    approve_generation(first)
+    article.refresh_from_db()
+    before = article.header_image.name
+
+    edit = edit_generation(first, "make it rain", attach=True)
+
+    article.refresh_from_db()
+    assert edit.status == Status.SUCCEEDED
+    assert edit.review == Review.PENDING
+    assert article.header_image.name == before
+    approve_generation(edit, replace=True)
+    article.refresh_from_db()
+    assert article.header_image.name != before

@@ -136,8 +136,8 @@ def review_badge(row: GeneratedImage) -> str:
     if row.batch:
         label = {
             GeneratedImage.Review.PENDING: gettext("Candidate, awaiting review"),
-            GeneratedImage.Review.APPROVED: gettext("Chosen"),
-            GeneratedImage.Review.REJECTED: gettext("Not chosen"),
+            str(GeneratedImage.Review.APPROVED): gettext("Chosen"),
+            str(GeneratedImage.Review.REJECTED): gettext("Not chosen"),
         }[row.review]
     else:
         label = row.get_review_display()

@@ -236,7 +236,7 @@ def review_queue_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
     site, opts = model_admin.admin_site, model_admin.opts
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
-    queue_url = admin_url(site, opts, "review")
+    queue_url = admin_url(site, opts, "review") or request.path
     if request.method == "POST":
         if not model_admin.has_generate_permission(request):
             raise PermissionDenied
@@ -306,7 +306,7 @@ def _describe_waiting(model_admin: Any, rows: list[GeneratedImage]) -> list[_Wai
 
 
 def _config_of(row: GeneratedImage) -> ContentConfig | None:
-    model = row.content_type.model_class() if row.content_type_id else None
+    model = row.content_type.model_class() if row.content_type is not None else None
     if model is None:
         return None
     try:
@@ -326,7 +326,7 @@ def variants_view(model_admin: Any, request: HttpRequest, batch: uuid.UUID) -> H
     rows = list(GeneratedImage.objects.filter(batch=batch).order_by("pk"))
     if not rows:
         raise Http404
-    here = admin_url(site, opts, "variants", batch)
+    here = admin_url(site, opts, "variants", batch) or request.path
     if request.method == "POST":
         picked = next((row for row in rows if str(row.pk) == request.POST.get("choose")), None)
         if picked is None:
