@@ -203,6 +203,23 @@ class AppSettings:
         return value
 
     @property
+    def ALT_TEXT(self) -> str | None:
+        """Who writes each image's alt text (docs/alt-text.md): ``None`` (default: written
+        from the title and topic), ``"model"`` (the model's own words where the route
+        returns text, else the default) or a dotted path to a callable ``(row, obj) -> str``.
+        """
+        value = self._get("ALT_TEXT")
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str) or (value != "model" and "." not in value):
+            raise self._error(
+                "ALT_TEXT",
+                f"is {value!r}",
+                "Use 'model', a dotted path to a callable taking (row, obj), or leave it unset.",
+            )
+        return value
+
+    @property
     def PRESETS(self) -> dict[str, dict[str, Any]]:
         """Named presets of inputs and prompt guidance, added to (or replacing keys of) the
         built-in ones: ``{"name": {"input": {...}, "prompt_guidance": "...", ...}}``.

@@ -23,6 +23,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from . import costs
+from .alttext import alt_text_for
 from .attach import attach
 from .conf import app_settings
 from .exceptions import (
@@ -365,6 +366,8 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
         "size_bytes": info.size_bytes,
         "renditions": renditions,
     }
+    if not row.alt_text:
+        done["alt_text"] = alt_text_for(row, prediction.text)
     if prediction.predict_time is not None:
         done["predict_time"] = prediction.predict_time
     if prediction.usage:

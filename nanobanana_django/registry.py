@@ -38,6 +38,7 @@ OPTION_KEYS = (
     "preset",
     "daily_budget",
     "monthly_budget",
+    "alt_text_field",
 )
 
 
@@ -74,6 +75,8 @@ class ContentConfig:
     #: This model's own caps, on top of the site's (``DAILY_BUDGET``, ``MONTHLY_BUDGET``).
     daily_budget: Decimal | None = None
     monthly_budget: Decimal | None = None
+    #: A text field of the model that receives the image's alt text when it is attached.
+    alt_text_field: str | None = None
 
     @property
     def image_model_field(self) -> models.Field:
@@ -243,7 +246,29 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         preset=_preset_name(options.get("preset"), where),
         daily_budget=_budget(options.get("daily_budget"), f"{where}['daily_budget']"),
         monthly_budget=_budget(options.get("monthly_budget"), f"{where}['monthly_budget']"),
+        alt_text_field=_alt_text_field(model, options.get("alt_text_field"), where),
     )
+
+
+def _alt_text_field(model: type[models.Model], name: Any, where: str) -> str | None:
+    if name in (None, ""):
+        return None
+    where = f"{where}['alt_text_field']"
+    try:
+        model_field = model._meta.get_field(name) if isinstance(name, str) else None
+    except FieldDoesNotExist:
+        model_field = None
+    if model_field is None:
+        raise ImproperlyConfigured(
+            f"{where}: {model._meta.label} has no field {name!r}. Name a CharField or TextField "
+            "of the model, or leave it out."
+        )
+    if not isinstance(model_field, (models.CharField, models.TextField)):
+        raise ImproperlyConfigured(
+            f"{where}: {model._meta.label}.{name} is a {type(model_field).__name__}, not a "
+            "text field. Name a CharField or TextField."
+        )
+    return model_field.name
 
 
 def _budget(value: Any, where: str) -> Decimal | None:

@@ -72,6 +72,8 @@ class Prediction:
     content: bytes | None = field(default=None, repr=False)
     #: What the provider reports it billed (Gemini's ``usageMetadata`` token counts).
     usage: dict[str, Any] | None = None
+    #: Words the model returned with the image (Gemini), for ``ALT_TEXT = "model"``.
+    text: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -182,6 +182,7 @@ class GeminiProvider(Provider):
             status=SUCCEEDED,
             content=content,
             usage=dict(result.usage),
+            text=result.text or None,
         )
 
     def cost_from_usage(self, usage: dict[str, Any]) -> Decimal | None:
