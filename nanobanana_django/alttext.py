@@ -55,8 +55,13 @@ _PROMPT_LEAD = re.compile(
 
 
 def alt_text_for(row: GeneratedImage, model_text: str | None = None) -> str:
-    """The alt text of ``row``'s image, by ``ALT_TEXT``; never raises, never empty."""
-    obj = _object_of(row)
+    """The alt text of ``row``'s image, by ``ALT_TEXT``, when it is stored; never raises,
+    never empty.
+
+    The default was written when the row was recorded (:func:`initial_alt_text`, with the
+    object in hand), so storing an image does not read its object again; a row recorded
+    without it (an edit, a step) gets it here.
+    """
     try:
         setting = app_settings.ALT_TEXT
     except ImproperlyConfigured:
@@ -67,15 +72,34 @@ def alt_text_for(row: GeneratedImage, model_text: str | None = None) -> str:
         if _describes(text):
             return text
     elif setting:
-        text = _from_callable(setting, row, obj)
+        text = _from_callable(setting, row, _object_of(row))
         if text:
             return text
+    if row.alt_text:
+        return row.alt_text
+    obj = _object_of(row)
     try:
         text = default_alt_text(row, obj)
     except Exception:
         logger.exception("Generation %s: the default alt text could not be written", row.pk)
         text = ""
     return text or clean_alt_text(row.prompt) or "Header image"
+
+
+def initial_alt_text(obj: models.Model | None, config: ContentConfig | None, prompt: str) -> str:
+    """The default alt text of a new generation (for ``obj``, or a bare ``prompt``)."""
+    try:
+        if obj is not None and config is not None:
+            title = config.title_of(obj)
+            if title:
+                topic = config.topic_of(obj)
+                return clean_alt_text(
+                    f"Illustration for “{title}”" + (f": {topic}" if topic else "")
+                )
+        return clean_alt_text(prompt_subject(prompt))
+    except Exception:
+        logger.exception("The default alt text could not be written; it is left to storing")
+        return ""
 
 
 def default_alt_text(row: GeneratedImage, obj: models.Model | None = None) -> str:
@@ -91,13 +115,7 @@ def default_alt_text(row: GeneratedImage, obj: models.Model | None = None) -> st
         if row.kind == "step" or not row.prompt:
             return base
         return clean_alt_text(f"{base} – edited: {row.prompt}")
-    config = _config_of(obj)
-    if obj is not None and config is not None:
-        title = config.title_of(obj)
-        topic = config.topic_of(obj)
-        if title:
-            return clean_alt_text(f"Illustration for “{title}”" + (f": {topic}" if topic else ""))
-    return clean_alt_text(prompt_subject(row.prompt))
+    return initial_alt_text(obj, _config_of(obj), row.prompt)
 
 
 def prompt_subject(prompt: str) -> str:

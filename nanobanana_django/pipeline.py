@@ -366,8 +366,7 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
         "size_bytes": info.size_bytes,
         "renditions": renditions,
     }
-    if not row.alt_text:
-        done["alt_text"] = alt_text_for(row, prediction.text)
+    done["alt_text"] = alt_text_for(row, prediction.text)
     if prediction.predict_time is not None:
         done["predict_time"] = prediction.predict_time
     if prediction.usage:
