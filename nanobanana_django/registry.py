@@ -50,6 +50,11 @@ class PublishRule:
     check: Callable[[models.Model], bool]
     #: Field attnames the rule reads; ``None`` when it is a callable that may read anything.
     fields: tuple[str, ...] | None
+    #: The rule as a filter, built when it is asked for (a date rule compares with "now");
+    #: ``None`` for a callable, which only Python can judge.
+    query: Callable[[], models.Q] | None = None
+    #: The date or datetime field of a rule that time alone can make true, else ``None``.
+    date_field: str | None = None
 
     def is_published(self, obj: models.Model) -> bool:
         return bool(self.check(obj))
@@ -346,27 +351,34 @@ def _publish_rule(model: type[models.Model], spec: Any, where: str) -> PublishRu
             description=f"{name} in {sorted(map(str, allowed))}",
             check=lambda obj: getattr(obj, attname) in allowed,
             fields=(attname,),
+            query=lambda: models.Q(**{f"{attname}__in": list(allowed)}),
         )
     if isinstance(model_field, (models.DateTimeField, models.DateField)):
         is_datetime = isinstance(model_field, models.DateTimeField)
 
-        def check(obj: models.Model) -> bool:
-            value = getattr(obj, attname)
-            if value is None:
-                return False
+        def current() -> Any:
             now = timezone.now()  # aware when USE_TZ, naive otherwise, like the field
             if not is_datetime:
                 now = timezone.localtime(now).date() if timezone.is_aware(now) else now.date()
-            return value <= now
+            return now
+
+        def check(obj: models.Model) -> bool:
+            value = getattr(obj, attname)
+            return value is not None and value <= current()
 
         return PublishRule(
-            description=f"{name} is set and not in the future", check=check, fields=(attname,)
+            description=f"{name} is set and not in the future",
+            check=check,
+            fields=(attname,),
+            query=lambda: models.Q(**{f"{attname}__lte": current()}),
+            date_field=attname,
         )
     if isinstance(model_field, models.BooleanField):
         return PublishRule(
             description=f"{name} is true",
             check=lambda obj: bool(getattr(obj, attname)),
             fields=(attname,),
+            query=lambda: models.Q(**{attname: True}),
         )
     raise ImproperlyConfigured(
         f"{where}: {model._meta.label}.{name} is neither a boolean nor a date field; give "
