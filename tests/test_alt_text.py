@@ -14,6 +14,7 @@ from nanobanana_django.models import GeneratedImage
 from nanobanana_django.registry import build_config
 from nanobanana_django.services import generate_for, generate_image, use_generation
 from tests.test_admin import url
+from tests.test_admin_browser import browser, save_screenshot  # noqa: F401
 from tests.testapp.models import Article, Page
 
 pytestmark = pytest.mark.django_db
@@ -284,3 +285,44 @@ def test_alt_text_needs_a_post_and_permission_on_the_article(client, django_user
     page = client.get(url("nanobanana_django_generatedimage_change", row.pk)).content.decode()
     assert 'name="alt_text"' not in page and "Illustration for “Night trains”" in page
     assert GeneratedImage.objects.get(pk=row.pk).alt_text == "Illustration for “Night trains”"
+
+
+# In a real browser ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.test_admin")
+def test_an_editor_saves_alt_text_in_chromium(
+    live_server,
+    browser,  # noqa: F811
+    admin_user,
+    settings,
+):
+    """The box sits inside the admin's read-only form and belongs to its own form through
+    the ``form`` attribute: only a browser proves that its button sends it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    register(settings, alt_text_field="header_image_alt")
+    article = Article.objects.create(title="Ten quiet cafés in Lisbon", topic="travel")
+    row = generate_for(article)
+    wait = WebDriverWait(browser, 30)
+    browser.get(f"{live_server.url}/admin/login/?next=/admin/")
+    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
+    browser.find_element(By.NAME, "password").send_keys("password")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait.until(EC.presence_of_element_located((By.ID, "content")))
+    browser.get(live_server.url + url("nanobanana_django_generatedimage_change", row.pk))
+    box = wait.until(EC.presence_of_element_located((By.ID, "id_nanobanana_alt_text")))
+    assert box.get_attribute("value") == "Illustration for “Ten quiet cafés in Lisbon”: travel"
+    box.clear()
+    box.send_keys("A narrow Lisbon street café with blue azulejo tiles in morning light")
+    save_screenshot(browser, "alt-text.png")
+    browser.find_element(By.CSS_SELECTOR, "button[form=nanobanana-alt-text]").click()
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist")))
+    assert "Alt text saved, on" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+    article.refresh_from_db()
+    expected = "A narrow Lisbon street café with blue azulejo tiles in morning light"
+    assert GeneratedImage.objects.get(pk=row.pk).alt_text == expected
+    assert article.header_image_alt == expected
