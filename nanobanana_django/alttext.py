@@ -59,8 +59,8 @@ def alt_text_for(row: GeneratedImage, model_text: str | None = None) -> str:
     never empty.
 
     The default was written when the row was recorded (:func:`initial_alt_text`, with the
-    object in hand), so storing an image does not read its object again; a row recorded
-    without it (an edit, a step) gets it here.
+    object in hand), so storing an image does not read its object again. Edits and steps
+    are described from their parent here, however they were recorded.
     """
     try:
         setting = app_settings.ALT_TEXT
@@ -75,11 +75,11 @@ def alt_text_for(row: GeneratedImage, model_text: str | None = None) -> str:
         text = _from_callable(setting, row, _object_of(row))
         if text:
             return text
-    if row.alt_text:
+    derived = bool(row.parent_id) and row.kind in ("edit", "step")
+    if row.alt_text and not derived:
         return row.alt_text
-    obj = _object_of(row)
     try:
-        text = default_alt_text(row, obj)
+        text = default_alt_text(row)
     except Exception:
         logger.exception("Generation %s: the default alt text could not be written", row.pk)
         text = ""
@@ -107,14 +107,15 @@ def default_alt_text(row: GeneratedImage, obj: models.Model | None = None) -> st
     pipeline”: data engineering``; without an object, from the prompt's subject.
 
     A post-processing step keeps its parent's alt text (the picture is the same); an
-    edit adds its instruction to its parent's.
+    edit adds its instruction to its parent's. ``obj`` is read only when needed.
     """
     parent = row.parent if row.parent_id else None
     if parent is not None and row.kind in ("step", "edit"):
-        base = parent.alt_text or default_alt_text(parent, obj)
+        base = parent.alt_text or default_alt_text(parent, obj or _object_of(parent))
         if row.kind == "step" or not row.prompt:
             return base
         return clean_alt_text(f"{base} – edited: {row.prompt}")
+    obj = obj if obj is not None else _object_of(row)
     return initial_alt_text(obj, _config_of(obj), row.prompt)
 
 

@@ -12,7 +12,13 @@ from django.template import Context, Template
 from nanobanana_django.alttext import MAX_LENGTH, clean_alt_text, default_alt_text
 from nanobanana_django.models import GeneratedImage
 from nanobanana_django.registry import build_config
-from nanobanana_django.services import generate_for, generate_image, use_generation
+from nanobanana_django.services import (
+    create_generation,
+    generate_for,
+    generate_image,
+    run_generation,
+    use_generation,
+)
 from tests.test_admin import url
 from tests.test_admin_browser import browser, save_screenshot  # noqa: F401
 from tests.testapp.models import Article, Page
@@ -326,3 +332,14 @@ def test_an_editor_saves_alt_text_in_chromium(
     expected = "A narrow Lisbon street café with blue azulejo tiles in morning light"
     assert GeneratedImage.objects.get(pk=row.pk).alt_text == expected
     assert article.header_image_alt == expected
+
+
+def test_an_edit_run_through_the_pipeline_is_described_as_an_edit():
+    article = Article.objects.create(title="Harbour at dawn")
+    parent = generate_for(article)
+    row = create_generation(article, prompt="make the sky stormy", overwrite=True)
+    row.kind, row.parent, row.auto_attach = GeneratedImage.Kind.EDIT, parent, False
+    row.save()
+    row = run_generation(row.pk)
+    assert row.status == GeneratedImage.Status.SUCCEEDED
+    assert row.alt_text == "Illustration for “Harbour at dawn” – edited: make the sky stormy"
