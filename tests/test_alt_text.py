@@ -343,3 +343,19 @@ def test_an_edit_run_through_the_pipeline_is_described_as_an_edit():
     row = run_generation(row.pk)
     assert row.status == GeneratedImage.Status.SUCCEEDED
     assert row.alt_text == "Illustration for “Harbour at dawn” – edited: make the sky stormy"
+
+
+def test_an_editors_edit_that_replaces_the_image_brings_its_alt_text_to_the_article(settings):
+    from nanobanana_django.edits import edit_generation
+
+    register(settings, alt_text_field="header_image_alt")
+    article = Article.objects.create(title="Harbour at dawn", topic="travel")
+    parent = generate_for(article)
+    child = edit_generation(parent, "make the sky stormy", attach=True)
+    article.refresh_from_db()
+    assert child.status == GeneratedImage.Status.SUCCEEDED
+    assert (
+        child.alt_text == "Illustration for “Harbour at dawn”: travel – edited: make the sky stormy"
+    )
+    assert article.header_image_alt == child.alt_text
+    assert img_alt(article) == child.alt_text
