@@ -13,7 +13,8 @@ image field is empty, and no generation for the object's image field
 
 - is queued or running (the one-unfinished-generation rule),
 - ever succeeded (the image was made: it awaits review, was rejected, or an editor
-  removed it; the sweep does not undo an editor's choice),
+  removed it; the sweep does not undo an editor's choice), variants and edits included
+  (candidates waiting for an editor's pick),
 - failed or was canceled within :data:`RETRY_AFTER`, or failed :data:`MAX_FAILURES` times
   (a prompt the model refuses is not billed again every minute; an editor retries it).
 
@@ -96,7 +97,6 @@ def _handled(config: ContentConfig, object_ids: list[str]) -> set[str]:
         content_type=content_type,
         object_id__in=object_ids,
         target_field=config.image_field,
-        auto_attach=True,
     ).values_list("object_id", "status", "finished_at")
     recent = timezone.now() - RETRY_AFTER
     handled: set[str] = set()

@@ -142,6 +142,21 @@ def test_an_image_made_once_is_not_made_again_when_an_editor_removed_it(schedule
     assert GeneratedImage.objects.for_object(article).count() == 1
 
 
+def test_candidates_waiting_for_an_editors_pick_keep_the_sweep_away(scheduled):
+    article = became_due("Due", ago(minutes=5))
+    GeneratedImage.objects.create(
+        content_object=article,
+        target_field="header_image",
+        provider="placeholder",
+        prompt="p",
+        kind=GeneratedImage.Kind.VARIANT,
+        auto_attach=False,
+        status=Status.SUCCEEDED,
+        finished_at=ago(minutes=1),
+    )
+    assert sweep(dry_run=True).due == []
+
+
 def test_a_failure_keeps_the_sweep_away_for_an_hour_and_three_for_good(scheduled):
     article = became_due("Due", ago(hours=20))
     failed_row(article, finished_at=ago(minutes=10))
