@@ -10,14 +10,15 @@ PYTEST_ARGS ?=
 # e.g. NOX_ARGS="-s full" for the two full SQLite sessions only; see noxfile.py.
 NOX_ARGS ?=
 
-.PHONY: help demo test bench lint clean
+.PHONY: help demo test bench lint docs clean
 
 help:
 	@echo "make demo   run the example project at http://127.0.0.1:8000/admin/ (admin / admin)"
 	@echo "make test   the test matrix: Django 4.2 to 6.1 on Python 3.10 to 3.13 (SQLite), and"
 	@echo "            PostgreSQL + Redis (started by .ci/services); see docs/development.md"
 	@echo "make bench  benchmarks (figures in docs/performance.md)"
-	@echo "make lint   ruff"
+	@echo "make lint   ruff and mypy"
+	@echo "make docs   the documentation site, strictly, into site/"
 
 # venv DIR PYTHON REQUIREMENTS...: (re)install only when pyproject.toml changed.
 define venv
@@ -34,14 +35,14 @@ demo:
 
 # nox reuses its virtualenvs under .nox/ (reinstalling when pyproject.toml changes). The closing
 # line is .ci/summary's total over every session's pytest report, printed even when one failed.
-test:
+.venv/nox/.installed:
+	@echo "Creating .venv/nox with $(PYTHON)"
+	@$(PYTHON) -m venv .venv/nox
+	@.venv/nox/bin/python -m pip install $(PIP_FLAGS) 'nox>=2024.10.9'
+	@touch .venv/nox/.installed
+
+test: .venv/nox/.installed
 	@bash .ci/ensure-browser
-	@if [ ! -f .venv/nox/.installed ]; then \
-		echo "Creating .venv/nox with $(PYTHON)"; \
-		$(PYTHON) -m venv .venv/nox && \
-		.venv/nox/bin/python -m pip install $(PIP_FLAGS) 'nox>=2024.10.9' && \
-		touch .venv/nox/.installed; \
-	fi
 	@rm -rf .nox/reports
 	@status=0; .venv/nox/bin/nox $(NOX_ARGS) -- $(PYTEST_ARGS) || status=$$?; \
 		$(PYTHON) .ci/summary .nox/reports || { [ $$status -ne 0 ] || status=1; }; \
@@ -51,9 +52,13 @@ bench:
 	$(call venv,.venv/demo,$(PYTHON),)
 	.venv/demo/bin/python bench/run_all.py
 
-lint:
-	$(call venv,.venv/lint,$(PYTHON),ruff)
-	.venv/lint/bin/ruff check nanobanana_django tests example_project bench noxfile.py
+# ruff and mypy, as the nox session "lint" of make test runs them.
+lint: .venv/nox/.installed
+	.venv/nox/bin/nox -s lint
+
+# The documentation site, built strictly into site/ (open site/index.html).
+docs: .venv/nox/.installed
+	.venv/nox/bin/nox -s docs
 
 clean:
-	rm -rf .venv .nox .pytest_cache example_project/db.sqlite3 example_project/media
+	rm -rf .venv .nox .pytest_cache site build dist example_project/db.sqlite3 example_project/media

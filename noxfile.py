@@ -13,6 +13,11 @@
   full suite on three cells and the smoke tests on nine keep ``make test`` well inside CI's
   90 minutes on 2 cores.
 
+- ``lint``: ruff (check and format) and mypy with django-stubs on the package (config in
+  pyproject.toml); ``docs``: ``mkdocs build --strict`` (a broken link or a page missing from
+  the nav fails it); ``package``: ``tests/test_package.py`` builds the wheel and sdist, checks
+  them with twine and installs the wheel in a fresh virtualenv. Together about two minutes.
+
 Arguments after ``--`` are added to pytest's (``make test`` passes ``PYTEST_ARGS``). pytest's
 exit code 5 (no test collected) fails the session like any other non-zero code. Each session
 writes a JUnit report under ``.nox/reports``; ``.ci/summary`` adds them up into the closing line
@@ -26,7 +31,7 @@ import os
 
 import nox
 
-nox.options.sessions = ["full", "postgres", "smoke"]
+nox.options.sessions = ["lint", "docs", "package", "full", "postgres", "smoke"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -67,13 +72,14 @@ SMOKE_TESTS = [
 ]
 
 
-def install(session: nox.Session, django: str, *extras: str) -> None:
+def install(session: nox.Session, django: str, *extras: str, test: bool = True) -> None:
     """The package with its test extra and the Django series, unless a reused virtualenv has
     them already (installed after the last change to pyproject.toml)."""
     marker = os.path.join(session.virtualenv.location, f".installed-django{django}")
     if os.path.exists(marker) and os.path.getmtime(marker) > os.path.getmtime("pyproject.toml"):
         return
-    session.install("--quiet", f"-e.[{','.join(('test', *extras))}]", f"Django~={django}.0")
+    wanted = ",".join((*(["test"] if test else []), *extras))
+    session.install("--quiet", f"-e.[{wanted}]" if wanted else "-e.", f"Django~={django}.0")
     with open(marker, "w"):
         pass
 
@@ -109,3 +115,27 @@ def smoke(session: nox.Session, django: str) -> None:
     """The version-sensitive part of the suite on the other supported pairs."""
     install(session, django)
     session.run(*pytest_command(session, *SMOKE_TESTS))
+
+
+@nox.session(python="3.12")
+def lint(session: nox.Session) -> None:
+    """ruff and mypy (django-stubs' plugin loads tests.settings, so the package is installed)."""
+    install(session, "6.1", "lint", test=False)
+    paths = ["nanobanana_django", "tests", "example_project", "bench", "noxfile.py"]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+    session.run("mypy", "nanobanana_django")
+
+
+@nox.session(python="3.12")
+def docs(session: nox.Session) -> None:
+    """The documentation site, strictly: any warning fails the build."""
+    install(session, "6.1", "docs", test=False)
+    session.run("mkdocs", "build", "--strict", "--quiet", env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session(python="3.12")
+def package(session: nox.Session) -> None:
+    """Build, check and install the wheel (tests/test_package.py)."""
+    install(session, "6.1", "release")
+    session.run(*pytest_command(session, "tests/test_package.py"))

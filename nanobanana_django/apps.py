@@ -23,7 +23,7 @@ class NanoBananaConfig(AppConfig):
         connect_triggers()
         post_migrate.connect(install_watchdog_schedule, sender=self)
         post_migrate.connect(install_sweep_schedule, sender=self)
-        if self.apps.is_installed("django.contrib.admin") and _admin_integration():
+        if self.apps and self.apps.is_installed("django.contrib.admin") and _admin_integration():
             from .admin import install_header_image_admin
 
             install_header_image_admin()

@@ -44,7 +44,7 @@ def attach(row: GeneratedImage, *, overwrite: bool | None = None) -> bool:
         if obj is None:
             logger.info("Generation %s: its %s was deleted; not attached", row.pk, config.label)
             return False
-        current = getattr(obj, model_field.attname)
+        current = getattr(obj, model_field.attname)  # type: ignore[union-attr]
         if current and not overwrite:
             logger.info(
                 "Generation %s: %s %s already has an image; not replaced",
@@ -62,5 +62,5 @@ def attach(row: GeneratedImage, *, overwrite: bool | None = None) -> bool:
         obj.save(update_fields=[*fields, *set_alt_field(obj, config, row)])
     # The row's content_object is this object as saved: the image_generated signal
     # that follows gets it without reading it again.
-    row._meta.get_field("content_object").set_cached_value(row, obj)
+    row._meta.get_field("content_object").set_cached_value(row, obj)  # type: ignore[union-attr]
     return True

@@ -313,7 +313,7 @@ def _check_prices(default: str) -> list[checks.CheckMessage]:
     budgets += [c.daily_budget for c in configs] + [c.monthly_budget for c in configs]
     if all(budget is None for budget in budgets):
         return []
-    messages = []
+    messages: list[checks.CheckMessage] = []
     for alias in dict.fromkeys([default, *(c.provider for c in configs if c.provider)]):
         route = _route(alias)
         if route is None:
@@ -341,7 +341,9 @@ def _check_plugins() -> list[checks.CheckMessage]:
     from .targets import AttachTarget
     from .triggers import check_triggers
 
-    messages = [checks.Error(problem, id="nanobanana.E001") for problem in check_triggers()]
+    messages: list[checks.CheckMessage] = [
+        checks.Error(problem, id="nanobanana.E001") for problem in check_triggers()
+    ]
     try:
         paths = app_settings.TARGETS
     except ImproperlyConfigured:
@@ -439,7 +441,7 @@ def _check_presets(default: str) -> list[checks.CheckMessage]:
             alias = config.provider or preset.provider or default
             uses.append((f"NANOBANANA['MODELS'][{config.label!r}]['preset']", preset, alias))
     messages: list[checks.CheckMessage] = []
-    for where, preset, alias in uses:
+    for where, preset, alias in uses:  # type: ignore[assignment]
         route = _route(alias)
         problem = preset.problem_on(route) if route is not None else None
         if problem:
@@ -568,12 +570,12 @@ def check_cache_table(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
             tables = connections[db].introspection.table_names(cursor)
     except Exception:
         return []  # no database yet: nothing we can say
-    if cache._table in tables:
+    if cache._table in tables:  # type: ignore[attr-defined]
         return []
     return [
         checks.Warning(
             f"The cache {alias!r} (NANOBANANA['CACHE']) is a DatabaseCache whose table "
-            f"{cache._table!r} does not exist: every generation would fail.",
+            f"{cache._table!r} does not exist: every generation would fail.",  # type: ignore[attr-defined]
             hint="Run: python manage.py createcachetable",
             id="nanobanana.W007",
         )

@@ -234,7 +234,7 @@ def _midnight(day: datetime.date) -> datetime.datetime:
 def _registered_label(row: GeneratedImage) -> str:
     if row.content_type_id is None:
         return ""
-    model = row.content_type.model_class()
+    model = row.content_type.model_class()  # type: ignore[union-attr]
     if model is None:
         return ""
     from .registry import config_for_stored

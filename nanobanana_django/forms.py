@@ -112,14 +112,14 @@ class GenerateHeaderImageForm(forms.Form):
         else:
             del self.fields["grounding"]
         none = [] if default_preset else [("", _("None"))]
-        self.fields["preset"].choices = [*none, *presets]
+        self.fields["preset"].choices = [*none, *presets]  # type: ignore[attr-defined]
         self.fields["preset"].initial = default_preset or ""
         for name in INPUT_FIELDS:
             allowed = spec.choices.get(name)
             if not allowed:
                 del self.fields[name]
                 continue
-            field = self.fields[name]
+            field: Any = self.fields[name]  # a ChoiceField
             field.choices = [(value, CHOICE_LABELS.get(value, value)) for value in allowed]
             field.initial = defaults.get(name, spec.defaults.get(name))
         if spec.image_limit > 0:

@@ -43,7 +43,7 @@ def parent_image(parent: GeneratedImage | None) -> ImageInput:
     return ImageInput(
         data=_read(parent.image),
         mime_type=_mime(parent.image_format),
-        name=parent.image.name,
+        name=parent.image.name or "",
         role=PARENT,
     )
 

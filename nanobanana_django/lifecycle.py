@@ -145,5 +145,5 @@ def was_canceled(row: GeneratedImage) -> bool:
 def sender_of(row: GeneratedImage) -> tuple[type[models.Model], models.Model | None]:
     if row.content_type_id is None:
         return GeneratedImage, None
-    model = row.content_type.model_class() or GeneratedImage
+    model = row.content_type.model_class() or GeneratedImage  # type: ignore[union-attr]
     return model, row.content_object

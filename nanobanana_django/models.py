@@ -41,11 +41,11 @@ class GeneratedImage(models.Model):
 
         @classmethod
         def unfinished(cls) -> tuple[str, ...]:
-            return (cls.QUEUED, cls.RUNNING)
+            return (cls.QUEUED, cls.RUNNING)  # type: ignore[return-value]  # members are str
 
         @classmethod
         def finished(cls) -> tuple[str, ...]:
-            return (cls.SUCCEEDED, cls.FAILED, cls.CANCELED)
+            return (cls.SUCCEEDED, cls.FAILED, cls.CANCELED)  # type: ignore[return-value]
 
     content_type = models.ForeignKey(
         ContentType,
@@ -340,7 +340,7 @@ class ReferenceImage(models.Model):
         ordering = ("reference_set", "position", "pk")
 
     def __str__(self) -> str:
-        return self.caption or self.image.name.rsplit("/", 1)[-1]
+        return self.caption or (self.image.name or "").rsplit("/", 1)[-1]
 
 
 class Spend(models.Model):

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files import File
@@ -163,7 +164,7 @@ def _request_for(row: GeneratedImage) -> GenerationRequest:
         model=row.model_name,
         input={"prompt": row.prompt, **row.input_params},
         images=images_for(row),
-        previous_turn=(row.parent.provider_state or None) if row.parent_id else None,
+        previous_turn=(row.parent.provider_state or None) if row.parent else None,
         title=_title_for(row),
         webhook=webhook_url(),
         generation_id=str(row.pk),
@@ -206,7 +207,8 @@ def _start(row: GeneratedImage, provider: Provider, step: str) -> Prediction | N
             "then retry."
         )
     if step == RECOVER and provider.capabilities.listing:
-        found = provider.find(request, created_after=row.started_at - timedelta(minutes=1))
+        started = row.started_at or timezone.now()
+        found = provider.find(request, created_after=started - timedelta(minutes=1))
         orphans = _orphans(found)
         if orphans:
             prediction = orphans[0]
@@ -258,7 +260,7 @@ def _find_lost_create(
         row.pk,
         lost.message,
     )
-    created_after = row.started_at - timedelta(minutes=1)
+    created_after = (row.started_at or timezone.now()) - timedelta(minutes=1)
     for delay in (0.0, *LOOKUP_DELAYS):
         if delay:
             time.sleep(delay)
@@ -357,8 +359,8 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
             raise
         except Exception as exc:
             raise StorageFailed(_storage_failure(exc)) from exc
-        renditions = make_renditions(output, info, row.image.name, row.image.storage)
-    done = {
+        renditions = make_renditions(output, info, row.image.name or "", row.image.storage)
+    done: dict[str, Any] = {
         "image": row.image.name,
         "image_format": info.format,
         "width": info.width,

@@ -470,7 +470,7 @@ def _has_glyph(ch: str, bitmap: bool, path: str | None = None) -> bool:
 def _glyph_signature(font: ImageFont.FreeTypeFont, ch: str) -> tuple[tuple[int, int], bytes]:
     """Size and pixels of a glyph; a missing glyph renders as the font's .notdef box."""
     mask = font.getmask(ch)
-    return mask.size, bytes(mask[i] for i in range(mask.size[0] * mask.size[1]))
+    return mask.size, bytes(mask[i] for i in range(mask.size[0] * mask.size[1]))  # type: ignore[misc]
 
 
 def _letters(text: str) -> int:
@@ -539,10 +539,10 @@ def _draw_marks(
         base, marks = plan
         pen = x + font.getlength(bases[:i])
         left, top, right, bottom = _ink(font, base, stroke)
-        left, top, right, bottom = pen + left, y + top, pen + right, y + bottom
+        left, top, right, bottom = pen + left, y + top, pen + right, y + bottom  # type: ignore[assignment]
         if base in "ij" and any(_MARKS.get(m, ("", ""))[1] == "above" for m in marks):
             draw.rectangle((left, top, right, x_top - gap), fill=0)  # a dotless i under the accent
-            top = x_top
+            top = x_top  # type: ignore[assignment]
         centre = (left + right) / 2
         for mark in marks:
             if mark in ("stem", "slash", "bar", "bar-high"):
@@ -565,7 +565,7 @@ def _draw_alone(font: ImageFont.FreeTypeFont, text: str, stroke: int) -> Image.I
     """``text`` drawn on its own; :meth:`getbbox` bounds it (its box also holds the
     origin and the baseline, so it is not the ink's box)."""
     left, top, right, bottom = font.getbbox(text, anchor="lm", stroke_width=stroke)
-    image = Image.new("L", (right - left + 2, bottom - top + 2), 0)
+    image = Image.new("L", (right - left + 2, bottom - top + 2), 0)  # type: ignore[arg-type]
     ImageDraw.Draw(image).text(
         (1 - left, 1 - top),
         text,
@@ -588,7 +588,7 @@ def _ink(font: ImageFont.FreeTypeFont, text: str, stroke: int) -> tuple[int, int
     """The box of the pixels ``text`` paints, relative to its ``lm`` anchor."""
     left, top = font.getbbox(text, anchor="lm", stroke_width=stroke)[:2]
     box = _ink_in_image(font, text, stroke)
-    return (box[0] + left - 1, box[1] + top - 1, box[2] + left - 1, box[3] + top - 1)
+    return (box[0] + left - 1, box[1] + top - 1, box[2] + left - 1, box[3] + top - 1)  # type: ignore[return-value]
 
 
 def _strike(

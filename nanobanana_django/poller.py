@@ -305,7 +305,7 @@ class Downloads(Provider):
 
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
-        self.is_placeholder = provider.is_placeholder
+        self.is_placeholder = provider.is_placeholder  # type: ignore[misc]
         self._pool = ThreadPoolExecutor(DOWNLOADS_AHEAD, thread_name_prefix="nanobanana-download")
         self._started: dict[str, Future[IO[bytes]]] = {}
 
@@ -330,7 +330,7 @@ class Downloads(Provider):
     def fetch(self, prediction_id: str) -> Prediction:
         return self.provider.fetch(prediction_id)
 
-    def cancel(self, prediction_id: str) -> Prediction:
+    def cancel(self, prediction_id: str) -> Prediction | None:
         return self.provider.cancel(prediction_id)
 
     def find(self, request: GenerationRequest, *, created_after: Any) -> Any:
@@ -350,7 +350,7 @@ def _discard(started: Future[IO[bytes]]) -> None:
 
 
 def _states(
-    provider_name: str, provider: Provider, rows: list[tuple[int, str, object]]
+    provider_name: str, provider: Provider, rows: list[tuple[int, str, Any]]
 ) -> dict[str, Prediction]:
     """The providers' view of many predictions in as few requests as it allows."""
     try:

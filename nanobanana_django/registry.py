@@ -92,7 +92,7 @@ class ContentConfig:
 
     @property
     def image_model_field(self) -> models.Field:
-        return self.model._meta.get_field(self.image_field)
+        return self.model._meta.get_field(self.image_field)  # type: ignore[return-value]
 
     @property
     def target(self) -> AttachTarget:
@@ -361,7 +361,7 @@ def _publish_rule(model: type[models.Model], spec: Any, where: str) -> PublishRu
         model_field = model._meta.get_field(name)
     except FieldDoesNotExist:
         raise ImproperlyConfigured(f"{where}: {model._meta.label} has no field {name!r}.") from None
-    attname = model_field.attname
+    attname = model_field.attname  # type: ignore[union-attr]
     if "values" in spec or "value" in spec:
         values = spec["values"] if "values" in spec else [spec["value"]]
         if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
@@ -377,7 +377,7 @@ def _publish_rule(model: type[models.Model], spec: Any, where: str) -> PublishRu
         is_datetime = isinstance(model_field, models.DateTimeField)
 
         def current() -> Any:
-            now = timezone.now()  # aware when USE_TZ, naive otherwise, like the field
+            now: Any = timezone.now()  # aware when USE_TZ, naive otherwise, like the field
             if not is_datetime:
                 now = timezone.localtime(now).date() if timezone.is_aware(now) else now.date()
             return now

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import posixpath
-from typing import IO
+from typing import IO, Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage
@@ -23,7 +23,7 @@ from .images import ImageInfo
 
 logger = logging.getLogger(__name__)
 
-SAVE_OPTIONS = {
+SAVE_OPTIONS: dict[str, dict[str, Any]] = {
     "JPEG": {"quality": 85, "optimize": True, "progressive": True},
     "WEBP": {"quality": 82},
     "PNG": {"optimize": True},

@@ -106,7 +106,7 @@ def generate_for(
 def _show_attached_image(obj: models.Model) -> None:
     """Load the attached image into the caller's ``obj``, with an ImageField's width and
     height fields, and without reading the file back to measure it (a download on S3)."""
-    field = obj._meta.get_field(get_config(obj).image_field)
+    field: Any = obj._meta.get_field(get_config(obj).image_field)
     sizes = [
         name
         for name in (getattr(field, "width_field", None), getattr(field, "height_field", None))

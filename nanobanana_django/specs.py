@@ -91,8 +91,14 @@ def validate(spec: ModelSpec, prompt: Any, params: Mapping[str, Any] | None = No
         if name in params and not isinstance(params[name], bool):
             errors[name] = [f"{name} must be true or false, not {params[name]!r}."]
 
-    if spec.image_input and spec.image_input in params and not spec.single_image:
-        problem = _check_image_input(params[spec.image_input], spec)
+    if spec.image_input and spec.image_input in params:
+        value = params[spec.image_input]
+        if not spec.single_image:
+            problem = _check_image_input(value, spec)
+        elif isinstance(value, str):
+            problem = _check_image_input([value], spec)
+        else:
+            problem = f"{spec.image_input} must be one image URL or data: URI."
         if problem:
             errors[spec.image_input] = [problem]
 
@@ -131,10 +137,10 @@ def _check_image_input(value: Any, spec: ModelSpec) -> str | None:
     kinds = "image URLs or data: URIs" if spec.image_urls else "data: URIs (images inline)"
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         return f"{spec.image_input} must be a list of {kinds}."
-    if len(value) > spec.max_image_inputs:
+    if len(value) > spec.image_limit:
         return (
             f"{spec.image_input} has {len(value)} images; the model takes at most "
-            f"{spec.max_image_inputs}."
+            f"{spec.image_limit}."
         )
     schemes = ("https://", "http://", "data:") if spec.image_urls else ("data:",)
     inline = 0

@@ -84,7 +84,7 @@ class FileFieldTarget(AttachTarget):
             name = row.image.name
         else:
             # Different storages: the file must exist in the field's own storage.
-            filename = model_field.generate_filename(obj, os.path.basename(row.image.name))
+            filename = model_field.generate_filename(obj, os.path.basename(row.image.name or ""))
             with row.image.open("rb") as source:
                 name = model_field.storage.save(filename, source, max_length=model_field.max_length)
         # Not setattr: an ImageField's descriptor would download the file to measure it.

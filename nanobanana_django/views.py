@@ -19,7 +19,7 @@ try:
     from django.contrib.auth.decorators import login_not_required
 except ImportError:  # Django < 5.1: no LoginRequiredMiddleware to exempt the view from
 
-    def login_not_required(view_func):  # type: ignore[no-redef]
+    def login_not_required(view_func):  # type: ignore[misc]
         return view_func
 
 
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 Status = GeneratedImage.Status
 NOT_FINISHED = frozenset({"starting", "processing"})
-MAX_PREDICTION_ID = GeneratedImage._meta.get_field("prediction_id").max_length
+MAX_PREDICTION_ID: int = GeneratedImage._meta.get_field("prediction_id").max_length  # type: ignore[union-attr,assignment]
 
 
 @login_not_required

@@ -14,15 +14,22 @@ def services_running() -> bool:
 
 def pytest_collection_modifyitems(config, items):
     """Without PostgreSQL and Redis, tests marked ``services`` are left out of the run, unless
-    they were asked for (``-m services`` or their file named): then they fail, saying why."""
-    if services_running():
-        return
-    asked = "services" in (config.option.markexpr or "")
+    they were asked for (``-m services`` or their file named): then they fail, saying why.
+    Tests marked ``package`` (they build the wheel and install it) are left out unless asked
+    for the same way: the nox session ``package`` runs them."""
     named = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+    markers = ["package"] if services_running() else ["services", "package"]
     kept, left_out = [], []
     for item in items:
-        wanted = asked or Path(item.fspath).resolve() in named
-        (left_out if item.get_closest_marker("services") and not wanted else kept).append(item)
+        chosen = Path(item.fspath).resolve() in named
+        unwanted = [
+            marker
+            for marker in markers
+            if item.get_closest_marker(marker)
+            and not chosen
+            and marker not in (config.option.markexpr or "")
+        ]
+        (left_out if unwanted else kept).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept

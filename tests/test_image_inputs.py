@@ -343,6 +343,22 @@ def test_a_single_image_model_gets_one_uri_in_its_own_input(monkeypatch, replica
     assert len(creates(replicate_emulator)) == 1
 
 
+def test_a_single_image_models_own_input_is_validated_as_one_uri():
+    from django.core.exceptions import ValidationError
+
+    from nanobanana_django.specs import validate
+
+    spec = ModelSpec("acme/upscaler", {}, {}, image_input="image", single_image=True)
+
+    assert validate(spec, "x", {"image": "https://e.com/a.png"})["image"] == "https://e.com/a.png"
+    for bad in (["https://e.com/a.png"], "a.png"):
+        with pytest.raises(ValidationError) as caught:
+            validate(spec, "x", {"image": bad})
+        assert "image" in caught.value.message_dict
+    with pytest.raises(ValidationError):
+        validate(spec, "x", {"image_input": ["https://e.com/a.png"]})  # not its input
+
+
 # The Replicate emulator --------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -81,8 +82,8 @@ def generate_header_image(
     several = len(objects) > 1
     presets = get_presets()
     default = presets.get(config.preset) if config.preset else None
-    form_options = {
-        "spec": get_provider_config(config.provider or (default and default.provider)).spec(),
+    form_options: dict[str, Any] = {
+        "spec": get_provider_config(config.provider or (default and default.provider)).spec(),  # type: ignore[arg-type]
         "defaults": {
             **app_settings.DEFAULT_INPUT,
             **(default.input if default else {}),
@@ -179,7 +180,10 @@ def _generate_page(
     opts = modeladmin.model._meta
     several = len(objects) > 1
     adminform = helpers.AdminForm(
-        form, [(_("Image"), {"fields": list(form.fields)})], {}, model_admin=modeladmin
+        form,  # type: ignore[arg-type]  # a plain Form: AdminForm only reads its fields
+        [(_("Image"), {"fields": list(form.fields)})],
+        {},
+        model_admin=modeladmin,
     )
     title = gettext("Generate header images")
     context = {

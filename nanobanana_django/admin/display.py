@@ -84,7 +84,7 @@ def is_in_use(row: GeneratedImage, obj: models.Model | None) -> bool:
         field = obj._meta.get_field(row.target_field)
     except FieldDoesNotExist:
         return False
-    current = getattr(obj, field.attname)
+    current = getattr(obj, field.attname)  # type: ignore[union-attr]
     if isinstance(field, models.ForeignKey):
         return current == row.pk
     return bool(current) and str(current) == row.image.name

@@ -136,14 +136,14 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         generated images or a registered model. Each row still checks its own object.
         """
         user = request.user
-        candidates = [GeneratedImage, *(config.model for config in content_configs())]
+        candidates: list[Any] = [GeneratedImage, *(c.model for c in content_configs())]
         return any(user.has_perm(_permission(model, "change")) for model in candidates)
 
     def may_act_on(self, request: HttpRequest, row: GeneratedImage) -> bool:
         """Acting on a generation needs change permission on the object it is for."""
         if not row.content_type_id:
             return request.user.has_perm(_permission(GeneratedImage, "change"))
-        model = row.content_type.model_class()
+        model = row.content_type.model_class()  # type: ignore[union-attr]
         if model is None:
             return False
         model_admin = self.admin_site._registry.get(model)
@@ -207,7 +207,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         obj = row.content_object
         if obj is None:
             return gettext("%(model)s #%(id)s (deleted)") % {
-                "model": capfirst(row.content_type.name),
+                "model": capfirst(row.content_type.name),  # type: ignore[union-attr]
                 "id": row.object_id,
             }
         url = admin_url(self.admin_site, obj._meta, "change", obj.pk)
@@ -350,7 +350,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["generate"], description=_("Use this image for its object"))
     def use_images(self, request: HttpRequest, queryset: models.QuerySet) -> None:
-        used: set[tuple[int, str]] = set()
+        used: set[tuple[int | None, str]] = set()
 
         def use(row: GeneratedImage, image: str) -> str | None:
             reason = _why_not_attachable(row, image)
@@ -451,7 +451,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         if not queryset.exists():
             raise Http404
         getattr(self, ROW_ACTIONS[operation])(request, queryset)
-        return redirect(admin_url(self.admin_site, self.opts, "change", unquote(object_id)))
+        return redirect(admin_url(self.admin_site, self.opts, "change", unquote(object_id)))  # type: ignore[arg-type]
 
     def edit_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Queue an edit of one generation from the form on its page (admin/edits.py)."""
@@ -468,7 +468,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         reason = _why_not_attachable(row, gettext("image #%(pk)s") % {"pk": row.pk})
         if reason:
             self.message_user(request, capfirst(reason) + ".", messages.WARNING)
-            return redirect(row_url)
+            return redirect(row_url)  # type: ignore[arg-type]
         obj = row.content_object
         object_url = admin_url(self.admin_site, obj._meta, "change", obj.pk)
         if request.method == "POST":
@@ -479,7 +479,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                 % {"object": object_label(obj), "pk": row.pk},
                 messages.SUCCESS,
             )
-            return redirect(object_url or row_url)
+            return redirect(object_url or row_url)  # type: ignore[arg-type]
         config = find_config(obj._meta.label)
         title = gettext("Use this image?")
         if object_url:

@@ -31,7 +31,7 @@ def add_header_image_admin(model_admin: admin.ModelAdmin) -> None:
             model_admin.actions = [*actions, generate_header_image]
     inlines = model_admin.inlines
     if not any(issubclass(inline, GenerationHistoryInline) for inline in inlines):
-        model_admin.inlines = [*inlines, GenerationHistoryInline]
+        model_admin.inlines = [*inlines, GenerationHistoryInline]  # type: ignore[misc]
 
 
 class HeaderImageAdminMixin:

@@ -119,7 +119,7 @@ class NoImageReturned(PredictionFailed):
         self.reason = reason
 
 
-_FINISH_MESSAGES: dict[str, tuple[type[PredictionFailed], str]] = {
+_FINISH_MESSAGES: dict[str, tuple[type[ContentBlocked | NoImageReturned], str]] = {
     "IMAGE_SAFETY": (
         ContentBlocked,
         "Google's safety filter blocked the image (IMAGE_SAFETY). Change the prompt and retry.",
@@ -414,7 +414,9 @@ def parse_response(
         if _image_part(candidate) is not None:
             chosen = candidate
             break
-    content = chosen.get("content") if isinstance(chosen.get("content"), dict) else {}
+    content = chosen.get("content")
+    if not isinstance(content, dict):
+        content = {}
     finish = chosen.get("finishReason")
     text = _visible_text(chosen)
     part = _image_part(chosen)
@@ -511,7 +513,9 @@ def _http_error(
     model_setting: str,
 ) -> NanoBananaError:
     data = _json_object(body) or {}
-    error = data.get("error") if isinstance(data.get("error"), dict) else {}
+    error = data.get("error")
+    if not isinstance(error, dict):
+        error = {}
     details = [d for d in error.get("details") or [] if isinstance(d, dict)]
     state = str(error.get("status") or "")
     message = " ".join(str(error.get("message") or "").split())
@@ -523,7 +527,7 @@ def _http_error(
     said = f" Google said: {message}" if message else ""
     label = f"HTTP {status} {state}".rstrip()
     reasons = {str(d.get("reason")) for d in details if d.get("reason")}
-    common = {"status_code": status, "detail": message or None}
+    common: dict[str, Any] = {"status_code": status, "detail": message or None}
 
     if "API_KEY_INVALID" in reasons:
         return AuthenticationFailed(
@@ -782,7 +786,7 @@ class GeminiClient(_BaseClient):
         model_setting: str = MODEL_SETTING,
         sleep: Callable[[float], None] = time.sleep,
         on_throttle: Callable[[float], None] | None = None,
-        before_send: Callable[[], None] | None = None,
+        before_send: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(
             api_key,

@@ -453,7 +453,7 @@ class GeminiEmulator(Emulator):
         return answer
 
     def _outcome(self, model: str, request: _Request) -> _Answer:
-        outcome = self._take_fault(_OUTCOMES)
+        outcome: Any = self._take_fault(_OUTCOMES)
         kind = outcome.kind if outcome is not None else None
         if kind == "drop":
             self._count("generate")

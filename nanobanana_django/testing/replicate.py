@@ -1,8 +1,10 @@
 """A local stand-in for Replicate's HTTP API, for tests, demos and offline development.
 
 It speaks the subset of the API that this package uses (create a prediction for an
-official model, get, cancel, the webhook secret, and downloading the output file) with
-the same shapes and status codes as the real service (see ``PROVIDERS.md``), renders
+official model, get, cancel, the webhook secret, downloading the output file, and the
+Files API for image inputs) with the same shapes and status codes as the real service
+(see ``PROVIDERS.md``), checks that every image input is a real image it can read and
+records what each prediction received (``images_received()``), renders
 real images at the sizes Nano Banana returns, signs webhooks like Replicate does, and
 can be told to misbehave in every way we have to survive (the faults are listed in
 :meth:`ReplicateEmulator.add_fault`).
@@ -218,7 +220,7 @@ def validate_prediction_request(model: str, payload: Any) -> list[dict[str, str]
             add("required", "input", f"{name} is required")
     for name, value in data.items():
         where = f"input.{name}"
-        spec = schema.get(name)
+        spec = schema.get(name)  # type: ignore[assignment]
         if spec is None:
             add(
                 "additional_property_not_allowed",

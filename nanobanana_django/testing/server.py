@@ -136,7 +136,7 @@ class Server(ThreadingHTTPServer):
             while not self._closing.is_set():
                 for key, _ in selector.select():
                     if key.fileobj is self and not self._closing.is_set():
-                        self._handle_request_noblock()
+                        self._handle_request_noblock()  # type: ignore[attr-defined]
         self._closed.set()
 
     def close(self) -> None:
