@@ -78,7 +78,7 @@ def create_edit(
             f"Generation {row.pk} is {row.status} and has no image to edit; edit a version "
             "that succeeded."
         )
-    if not row.image.storage.exists(row.image.name):
+    if not row.image.storage.exists(row.image.name or ""):
         raise ValueError(
             f"The image of generation {row.pk} ({row.image.name}) is no longer in storage, so "
             "there is nothing to edit; edit another version or generate a new image."
@@ -98,7 +98,7 @@ def create_edit(
     sent = route.validate(instruction, params)
 
     child = GeneratedImage(
-        kind=Kind.EDIT,
+        kind=str(GeneratedImage.Kind.EDIT),
         parent=row,
         provider=route.alias,
         model_name=route.model,

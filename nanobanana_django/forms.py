@@ -104,10 +104,9 @@ class GenerateHeaderImageForm(forms.Form):
         if grounding_.can_ground(spec):
             self.fields["grounding"].initial = grounding
             if not grounding_.can_ground(spec, grounding_.IMAGE):
-                self.fields["grounding"].choices = [
-                    (value, label)
-                    for value, label in self.fields["grounding"].choices
-                    if value != grounding_.IMAGE
+                choice: Any = self.fields["grounding"]  # a ChoiceField
+                choice.choices = [
+                    (value, label) for value, label in choice.choices if value != grounding_.IMAGE
                 ]
         else:
             del self.fields["grounding"]
@@ -123,7 +122,7 @@ class GenerateHeaderImageForm(forms.Form):
             field.choices = [(value, CHOICE_LABELS.get(value, value)) for value in allowed]
             field.initial = defaults.get(name, spec.defaults.get(name))
         if spec.image_limit > 0:
-            self.fields["reference_set"].choices = [
+            self.fields["reference_set"].choices = [  # type: ignore[attr-defined]
                 ("", _("The preset's or the model's, if any")),
                 *((item.name, str(item)) for item in ReferenceSet.objects.order_by("name")),
             ]

@@ -58,7 +58,7 @@ class References:
     def discard(self) -> None:
         """Remove the files of uploads stored by :meth:`save` whose rows were rolled back."""
         for reference in self.stored:
-            reference.image.storage.delete(reference.image.name)
+            reference.image.storage.delete(reference.image.name or "")
 
 
 def resolve(

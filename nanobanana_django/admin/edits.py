@@ -71,7 +71,7 @@ def edit_view(
     form = EditForm(request.POST)
     if not form.is_valid():
         for problem in form.errors.get("instruction", []):
-            model_admin.message_user(request, problem, messages.ERROR)
+            model_admin.message_user(request, str(problem), messages.ERROR)
         return redirect(back)
     try:
         child = queue_edit(

@@ -45,7 +45,7 @@ class ReferenceImageForm(forms.ModelForm):
         return image
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         image = cleaned.get("image")
         if isinstance(image, UploadedFile) and not cleaned.get("caption"):
             cleaned["caption"] = os.path.splitext(os.path.basename(image.name or ""))[0][:200]
@@ -159,7 +159,7 @@ class ReferenceSetAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("images"), ordering="image_total")
     def image_count(self, reference_set: ReferenceSet) -> int:
-        return reference_set.image_total
+        return reference_set.image_total  # type: ignore[attr-defined]  # annotated above
 
     @admin.display(description=_("preview"))
     def thumbnails(self, reference_set: ReferenceSet) -> str:

@@ -1747,11 +1747,12 @@ def _multipart_fields(content_type: str, body: bytes) -> dict[str, tuple[bytes, 
     )
     if not message.is_multipart():
         return None
-    fields = {}
+    fields: dict[str, tuple[bytes, str, str]] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if name:
-            payload = part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
+            payload = payload if isinstance(payload, bytes) else b""
             fields[str(name)] = (payload, part.get_filename() or "", part.get_content_type())
     return fields
 
