@@ -188,7 +188,8 @@ def alt_field(config: ContentConfig) -> models.Field | None:
     """The registration's ``alt_text_field``, or ``None``."""
     if not config.alt_text_field:
         return None
-    return config.model._meta.get_field(config.alt_text_field)
+    field = config.model._meta.get_field(config.alt_text_field)
+    return field if isinstance(field, models.Field) else None
 
 
 def set_alt_field(obj: models.Model, config: ContentConfig, row: GeneratedImage) -> list[str]:
@@ -196,7 +197,7 @@ def set_alt_field(obj: models.Model, config: ContentConfig, row: GeneratedImage)
     field = alt_field(config)
     if field is None or not row.alt_text:
         return []
-    text: Any = row.alt_text
+    text = row.alt_text
     if field.max_length and len(text) > field.max_length:
         text = clean_alt_text(text, field.max_length)
     setattr(obj, field.attname, text)
@@ -206,7 +207,7 @@ def set_alt_field(obj: models.Model, config: ContentConfig, row: GeneratedImage)
 def copy_to_object(row: GeneratedImage) -> bool:
     """After an editor changed ``row``'s alt text: copy it to the object that shows
     ``row``'s image. False when there is no such object or alt text field."""
-    model = row.content_type.model_class() if row.content_type_id else None
+    model = row.content_type.model_class() if row.content_type is not None else None
     if model is None:
         return False
     try:

@@ -29,6 +29,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured, ValidationError
@@ -76,7 +77,7 @@ def due_objects(config: ContentConfig) -> list[models.Model]:
     rule = config.publish
     if rule is None or rule.date_field is None or rule.query is None:
         return []
-    since: object = timezone.now() - timedelta(seconds=app_settings.SWEEP_WINDOW)
+    since: Any = timezone.now() - timedelta(seconds=app_settings.SWEEP_WINDOW)
     model_field = config.model._meta.get_field(rule.date_field)
     if not isinstance(model_field, models.DateTimeField):
         since = timezone.localtime(since).date() if timezone.is_aware(since) else since.date()

@@ -544,7 +544,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                 % {"count": len(text), "max": MAX_ALT_TEXT},
                 messages.ERROR,
             )
-            return redirect(row_url)
+            return redirect(row_url)  # type: ignore[arg-type]
         row.record(alt_text=text)
         if copy_to_object(row):
             message = gettext("Alt text saved, on %(object)s too.") % {
@@ -553,13 +553,12 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         else:
             message = gettext("Alt text saved.")
         self.message_user(request, message, messages.SUCCESS)
-        return redirect(row_url)
+        return redirect(row_url)  # type: ignore[arg-type]
 
     def _alt_text_editor(self, request: HttpRequest, row: GeneratedImage) -> dict[str, Any]:
         editable = self.has_generate_permission(request) and self.may_act_on(request, row)
-        config = None
-        if row.content_type_id and row.content_type.model_class() is not None:
-            config = find_config(row.content_type.model_class()._meta.label)
+        model = row.content_type.model_class() if row.content_type is not None else None
+        config = find_config(model._meta.label) if model is not None else None
         return {
             "value": row.alt_text,
             "editable": editable,
