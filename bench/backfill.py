@@ -3,8 +3,8 @@
 The example project's django-q2 cluster (ORM broker on a SQLite file, 2 workers) and the
 Replicate emulator with a fixed model latency and Replicate's create limit. Drafts
 without images are created, then ``manage.py nanobanana_generate blog.Article
---missing-only --no-wait`` queues them all; the time runs from that command's start to
-the last image stored and attached (the rows' own ``finished_at``).
+--missing-only --include-unpublished --no-wait`` queues them all; the time runs from that
+command's start to the last image stored and attached (the rows' own ``finished_at``).
 
 Measured against, in the same run:
 

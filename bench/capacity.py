@@ -5,7 +5,7 @@ the Replicate emulator with its rate limit out of the way (``RATE_LIMIT`` off he
 limit at the emulator) and a short model latency, so that what is measured is our own
 pipeline: claiming and submitting in the workers, then the poller's sweeps downloading,
 verifying, storing and attaching each 1K image. Drafts without images are queued with
-``manage.py nanobanana_generate blog.Article --missing-only --no-wait``.
+``manage.py nanobanana_generate blog.Article --missing-only --include-unpublished --no-wait``.
 
 Printed:
 
@@ -182,6 +182,7 @@ def capacity(
             "nanobanana_generate",
             "blog.Article",
             "--missing-only",
+            "--include-unpublished",  # the drafts made for the run
             "--no-wait",
             stdout=io.StringIO(),
         )

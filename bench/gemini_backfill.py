@@ -4,9 +4,10 @@ The example project's django-q2 cluster (ORM broker on a SQLite file, 2 workers)
 ``NANOBANANA_PROVIDER=gemini`` against the Gemini emulator, which holds each call for a
 fixed latency (in this process, to count the calls and the most it held at once).
 Drafts without images are created, then ``manage.py nanobanana_generate blog.Article
---missing-only --no-wait`` queues them all; their tasks start the alias's dispatcher,
-which runs ``concurrency`` calls at once (``GEMINI_CONCURRENCY``). The time runs from
-that command's start to the last image stored and attached (the rows' ``finished_at``).
+--missing-only --include-unpublished --no-wait`` queues them all; their tasks start the
+alias's dispatcher, which runs ``concurrency`` calls at once (``GEMINI_CONCURRENCY``). The
+time runs from that command's start to the last image stored and attached (the rows'
+``finished_at``).
 
 The floor: nothing can be faster than the model's latency for each batch of
 ``concurrency`` calls, latency x ceil(articles / concurrency). Checked in every run:

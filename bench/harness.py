@@ -326,12 +326,18 @@ def create_drafts(count: int) -> None:
 
 
 def queue_backfill() -> float:
-    """``nanobanana_generate blog.Article --missing-only --no-wait``; returns its start."""
+    """``nanobanana_generate blog.Article --missing-only --include-unpublished --no-wait``
+    (the run's articles are drafts); returns its start."""
     from django.core.management import call_command
 
     started = time.time()
     call_command(
-        "nanobanana_generate", "blog.Article", "--missing-only", "--no-wait", stdout=io.StringIO()
+        "nanobanana_generate",
+        "blog.Article",
+        "--missing-only",
+        "--include-unpublished",
+        "--no-wait",
+        stdout=io.StringIO(),
     )
     return started
 

@@ -17,11 +17,12 @@ class NanoBananaConfig(AppConfig):
             checks,  # noqa: F401  (registers the system checks)
             webhooks,  # noqa: F401  (registers checks nanobanana.W004, W005)
         )
-        from .runners import install_watchdog_schedule
+        from .runners import install_sweep_schedule, install_watchdog_schedule
         from .triggers import connect_triggers
 
         connect_triggers()
         post_migrate.connect(install_watchdog_schedule, sender=self)
+        post_migrate.connect(install_sweep_schedule, sender=self)
         if self.apps and self.apps.is_installed("django.contrib.admin") and _admin_integration():
             from .admin import install_header_image_admin
 

@@ -13,6 +13,7 @@ import logging
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
+from .alttext import set_alt_field
 from .models import GeneratedImage
 from .registry import config_for_stored
 from .targets import target_for
@@ -57,7 +58,8 @@ def attach(row: GeneratedImage, *, overwrite: bool | None = None) -> bool:
             raise ImproperlyConfigured(
                 f"No class in NANOBANANA['TARGETS'] attaches to {config.label}.{field_name}."
             )
-        obj.save(update_fields=target.set(obj, model_field, row))
+        fields = target.set(obj, model_field, row)
+        obj.save(update_fields=[*fields, *set_alt_field(obj, config, row)])
     # The row's content_object is this object as saved: the image_generated signal
     # that follows gets it without reading it again.
     row._meta.get_field("content_object").set_cached_value(row, obj)  # type: ignore[union-attr]

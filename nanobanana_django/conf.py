@@ -204,6 +204,23 @@ class AppSettings:
         return value
 
     @property
+    def ALT_TEXT(self) -> str | None:
+        """Who writes each image's alt text (docs/alt-text.md): ``None`` (default: written
+        from the title and topic), ``"model"`` (the model's own words where the route
+        returns text, else the default) or a dotted path to a callable ``(row, obj) -> str``.
+        """
+        value = self._get("ALT_TEXT")
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str) or (value != "model" and "." not in value):
+            raise self._error(
+                "ALT_TEXT",
+                f"is {value!r}",
+                "Use 'model', a dotted path to a callable taking (row, obj), or leave it unset.",
+            )
+        return value
+
+    @property
     def PRESETS(self) -> dict[str, dict[str, Any]]:
         """Named presets of inputs and prompt guidance, added to (or replacing keys of) the
         built-in ones: ``{"name": {"input": {...}, "prompt_guidance": "...", ...}}``.
@@ -373,6 +390,28 @@ class AppSettings:
     def WEBHOOK_POLL_INTERVAL(self) -> float:
         """With webhooks on, how often the poller checks for lost webhooks. Default 30 s."""
         return self._positive_number("WEBHOOK_POLL_INTERVAL", 30.0)
+
+    # Scheduled posts ------------------------------------------------------------------
+
+    @property
+    def SWEEP_INTERVAL(self) -> int:
+        """Seconds between sweeps for scheduled posts that became due (docs/scheduled.md),
+        rounded up to whole minutes by django-q2's schedule. Default 60; ``0`` installs no
+        schedule (run ``manage.py nanobanana_sweep`` from cron instead, or not at all).
+        """
+        value = self._get("SWEEP_INTERVAL", 60)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self._error(
+                "SWEEP_INTERVAL", f"is {value!r}", "Use a whole number of seconds, or 0 for none."
+            )
+        return value
+
+    @property
+    def SWEEP_WINDOW(self) -> float:
+        """How far back a sweep looks: objects whose publish date passed longer ago are
+        left to a backfill (``nanobanana_generate --missing-only``). Default 86400 (a day).
+        """
+        return self._positive_number("SWEEP_WINDOW", 86400.0)
 
     # Images and storage ---------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from . import costs
+from .alttext import alt_text_for
 from .attach import attach
 from .conf import app_settings
 from .exceptions import (
@@ -368,6 +369,7 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
         "size_bytes": info.size_bytes,
         "renditions": renditions,
     }
+    done["alt_text"] = alt_text_for(row, prediction.text)
     if prediction.predict_time is not None:
         done["predict_time"] = prediction.predict_time
     if prediction.provider_state:

@@ -145,6 +145,8 @@ def _may_publish(config: ContentConfig, fields: Any, update_fields: Any) -> bool
     meta = config.model._meta
     touched = {meta.get_field(name).attname for name in update_fields}  # type: ignore[union-attr]
     image_only = {config.image_model_field.attname}
+    if config.alt_text_field:  # attached with the image, or edited in the admin
+        image_only.add(meta.get_field(config.alt_text_field).attname)  # type: ignore[union-attr]
     image_field = config.image_model_field
     for dimension in ("width_field", "height_field"):
         if getattr(image_field, dimension, None):

@@ -42,6 +42,7 @@ OPTION_KEYS = (
     "grounding",
     "references",
     "approval",
+    "alt_text_field",
 )
 
 
@@ -53,6 +54,11 @@ class PublishRule:
     check: Callable[[models.Model], bool]
     #: Field attnames the rule reads; ``None`` when it is a callable that may read anything.
     fields: tuple[str, ...] | None
+    #: The rule as a filter, built when it is asked for (a date rule compares with "now");
+    #: ``None`` for a callable, which only Python can judge.
+    query: Callable[[], models.Q] | None = None
+    #: The date or datetime field of a rule that time alone can make true, else ``None``.
+    date_field: str | None = None
 
     def is_published(self, obj: models.Model) -> bool:
         return bool(self.check(obj))
@@ -84,6 +90,8 @@ class ContentConfig:
     references: str | None = None
     #: Images wait for an editor's approval instead of being attached (docs/approval.md).
     approval: bool = False
+    #: A text field of the model that receives the image's alt text when it is attached.
+    alt_text_field: str | None = None
 
     @property
     def image_model_field(self) -> models.Field:
@@ -256,7 +264,29 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         grounding=grounding_.setting_value(options.get("grounding"), f"{where}['grounding']"),
         references=_set_name(options.get("references"), where),
         approval=_approval(options.get("approval", False), where),
+        alt_text_field=_alt_text_field(model, options.get("alt_text_field"), where),
     )
+
+
+def _alt_text_field(model: type[models.Model], name: Any, where: str) -> str | None:
+    if name in (None, ""):
+        return None
+    where = f"{where}['alt_text_field']"
+    try:
+        model_field = model._meta.get_field(name) if isinstance(name, str) else None
+    except FieldDoesNotExist:
+        model_field = None
+    if model_field is None:
+        raise ImproperlyConfigured(
+            f"{where}: {model._meta.label} has no field {name!r}. Name a CharField or TextField "
+            "of the model, or leave it out."
+        )
+    if not isinstance(model_field, (models.CharField, models.TextField)):
+        raise ImproperlyConfigured(
+            f"{where}: {model._meta.label}.{name} is a {type(model_field).__name__}, not a "
+            "text field. Name a CharField or TextField."
+        )
+    return model_field.name
 
 
 def _budget(value: Any, where: str) -> Decimal | None:
@@ -354,27 +384,34 @@ def _publish_rule(model: type[models.Model], spec: Any, where: str) -> PublishRu
             description=f"{name} in {sorted(map(str, allowed))}",
             check=lambda obj: getattr(obj, attname) in allowed,
             fields=(attname,),
+            query=lambda: models.Q(**{f"{attname}__in": list(allowed)}),
         )
     if isinstance(model_field, (models.DateTimeField, models.DateField)):
         is_datetime = isinstance(model_field, models.DateTimeField)
 
-        def check(obj: models.Model) -> bool:
-            value = getattr(obj, attname)
-            if value is None:
-                return False
+        def current() -> Any:
             now: Any = timezone.now()  # aware when USE_TZ, naive otherwise, like the field
             if not is_datetime:
                 now = timezone.localtime(now).date() if timezone.is_aware(now) else now.date()
-            return value <= now
+            return now
+
+        def check(obj: models.Model) -> bool:
+            value = getattr(obj, attname)
+            return value is not None and value <= current()
 
         return PublishRule(
-            description=f"{name} is set and not in the future", check=check, fields=(attname,)
+            description=f"{name} is set and not in the future",
+            check=check,
+            fields=(attname,),
+            query=lambda: models.Q(**{f"{attname}__lte": current()}),
+            date_field=attname,
         )
     if isinstance(model_field, models.BooleanField):
         return PublishRule(
             description=f"{name} is true",
             check=lambda obj: bool(getattr(obj, attname)),
             fields=(attname,),
+            query=lambda: models.Q(**{attname: True}),
         )
     raise ImproperlyConfigured(
         f"{where}: {model._meta.label}.{name} is neither a boolean nor a date field; give "

@@ -123,3 +123,32 @@ def install_watchdog_schedule(using: str = "default", **kwargs: Any) -> None:
             "repeats": -1,
         },
     )
+
+
+SWEEP_SCHEDULE = "nanobanana-sweep"
+
+
+def install_sweep_schedule(using: str = "default", **kwargs: Any) -> None:
+    """After ``migrate``: a django-q2 schedule that sweeps for scheduled posts that became
+    due (:mod:`nanobanana_django.schedule`) every ``SWEEP_INTERVAL`` seconds, rounded up to
+    whole minutes; ``SWEEP_INTERVAL = 0`` removes it."""
+    from django.apps import apps
+
+    if app_settings.TASK_RUNNER != DJANGO_Q or not apps.is_installed("django_q"):
+        return
+    from django_q.models import Schedule
+
+    interval = app_settings.SWEEP_INTERVAL
+    schedules = Schedule.objects.using(using)
+    if not interval:
+        schedules.filter(name=SWEEP_SCHEDULE).delete()
+        return
+    schedules.update_or_create(
+        name=SWEEP_SCHEDULE,
+        defaults={
+            "func": f"{TASKS_MODULE}.sweep_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": -(-interval // 60),
+            "repeats": -1,
+        },
+    )

@@ -23,6 +23,7 @@ from django.db import IntegrityError, connections, models, transaction
 
 from . import grounding as grounding_
 from .adapter import get_adapter
+from .alttext import initial_alt_text
 from .attach import attach
 from .conf import app_settings
 from .dispatcher import ensure_dispatcher, uses_dispatcher
@@ -274,6 +275,7 @@ def create_generation(
         overwrite=overwrite,
         preset=active.name if active is not None else "",
     )
+    row.alt_text = initial_alt_text(obj, config, row.prompt)
     if obj is not None and config is not None:
         row.content_object = obj
         row.target_field = config.image_field

@@ -14,6 +14,7 @@ from .models import GeneratedImage
 from .pipeline import complete_generation, run_generation
 from .poller import ensure_poller, run_poller, watchdog
 from .runners import IMMEDIATE, TASK_PATH
+from .schedule import sweep
 
 __all__ = [
     "TASK_PATH",
@@ -21,6 +22,7 @@ __all__ = [
     "dispatch_task",
     "poll_task",
     "run_generation_task",
+    "sweep_task",
     "watchdog_task",
 ]
 
@@ -63,6 +65,12 @@ def watchdog_task() -> None:
     """Every minute (django-q2 schedule): restart what a dead cluster left behind."""
     watchdog()
     dispatch_waiting()
+
+
+def sweep_task() -> int:
+    """Every ``SWEEP_INTERVAL`` (django-q2 schedule): queue images for scheduled posts that
+    became due; returns how many were queued."""
+    return len(sweep().queued)
 
 
 def poll_task() -> int:

@@ -54,7 +54,7 @@ def test_the_tag_gives_an_img_with_size_alt_lazy_loading_and_a_srcset_of_stored_
 
     assert tag == "img"
     assert img["src"] == f"/media/{row.image.name}"
-    assert img["alt"] == 'Fish & chips, "the best"'
+    assert img["alt"] == row.alt_text == 'Illustration for “Fish & chips, "the best"”: food'
     assert (img["width"], img["height"]) == ("1376", "768")
     assert (img["loading"], img["decoding"], img["sizes"]) == ("lazy", "async", "100vw")
     srcset = srcset_of(img)
@@ -77,7 +77,7 @@ def test_the_html_is_escaped():
         css='hero" onload="x',
         sizes="50vw",
     )
-    assert 'alt="Fish &amp; chips"' in html
+    assert 'alt="Illustration for “Fish &amp; chips”"' in html
     assert 'class="hero&quot; onload=&quot;x"' in html
     assert 'sizes="50vw"' in html
     assert "onload=" not in html.replace("onload=&quot;", "")
@@ -177,7 +177,7 @@ def test_a_foreign_key_to_the_generation_renders_that_generation():
 
     img = only_tag(render("{% header_image page %}", page=page))[1]
 
-    assert img["src"] == row.image.url and img["alt"] == "About us"
+    assert img["src"] == row.image.url and img["alt"] == "Illustration for “About us”"
     assert srcset_of(img)[480] == row.renditions["480"]
 
 

@@ -26,6 +26,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .. import grounding
+from ..alttext import copy_to_object
 from ..costs import money
 from ..models import GeneratedImage
 from ..registry import find_config
@@ -439,6 +440,11 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                 name=f"{prefix}_use",
             ),
             path("<path:object_id>/edit/", view(self.edit_view), name=f"{prefix}_edit"),
+            path(
+                "<path:object_id>/alt-text/",
+                view(self.alt_text_view),
+                name=f"{prefix}_alt_text",
+            ),
             *(
                 path(
                     f"<path:object_id>/{operation}/",
@@ -523,12 +529,59 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         row = self.get_object(request, unquote(object_id))
         tools = self._tools(request, row) if row is not None else []
         thread = thread_context(self, request, row) if row is not None else None
+        alt_text = self._alt_text_editor(request, row) if row is not None else None
         return super().change_view(
             request,
             object_id,
             form_url,
-            {**(extra_context or {}), "nanobanana_tools": tools, "nanobanana_thread": thread},
+            {
+                **(extra_context or {}),
+                "nanobanana_tools": tools,
+                "nanobanana_thread": thread,
+                "nanobanana_alt_text": alt_text,
+            },
         )
+
+    def alt_text_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Save an editor's alt text on the row, and on the object that shows the image."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        row = self.get_object(request, unquote(object_id))
+        if row is None:
+            raise Http404
+        if not (self.has_generate_permission(request) and self.may_act_on(request, row)):
+            raise PermissionDenied
+        row_url = admin_url(self.admin_site, self.opts, "change", row.pk)
+        text = " ".join(request.POST.get("alt_text", "").split())
+        if len(text) > MAX_ALT_TEXT:
+            self.message_user(
+                request,
+                gettext("Alt text not saved: it has %(count)s characters; keep it under %(max)s.")
+                % {"count": len(text), "max": MAX_ALT_TEXT},
+                messages.ERROR,
+            )
+            return redirect(row_url)  # type: ignore[arg-type]
+        row.record(alt_text=text)
+        if copy_to_object(row):
+            message = gettext("Alt text saved, on %(object)s too.") % {
+                "object": object_label(row.content_object)
+            }
+        else:
+            message = gettext("Alt text saved.")
+        self.message_user(request, message, messages.SUCCESS)
+        return redirect(row_url)  # type: ignore[arg-type]
+
+    def _alt_text_editor(self, request: HttpRequest, row: GeneratedImage) -> dict[str, Any]:
+        editable = self.has_generate_permission(request) and self.may_act_on(request, row)
+        model = row.content_type.model_class() if row.content_type is not None else None
+        config = find_config(model._meta.label) if model is not None else None
+        return {
+            "value": row.alt_text,
+            "editable": editable,
+            "url": admin_url(self.admin_site, self.opts, "alt_text", row.pk),
+            "max_length": MAX_ALT_TEXT,
+            "copied_to": config.alt_text_field if config and config.alt_text_field else "",
+        }
 
     def _tools(self, request: HttpRequest, row: GeneratedImage) -> list[dict[str, Any]]:
         """Buttons for what may be done with this row now."""
@@ -555,6 +608,9 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                 tools.append({"label": labels[operation], "url": url, "post": True})
         return tools + review_tools(self, request, row)
 
+
+MAX_ALT_TEXT = 500
+"""Longer is not alt text any more: a screen reader reads it in one go."""
 
 #: Row operations with their own URL (``<pk>/<operation>/``) and the action they run.
 ROW_ACTIONS = {

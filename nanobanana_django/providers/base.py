@@ -75,6 +75,8 @@ class Prediction:
     #: What to keep on the row to continue from this image in an edit
     #: (``GeneratedImage.provider_state``); never image bytes.
     provider_state: dict[str, Any] | None = None
+    #: Words the model returned with the image (Gemini), for ``ALT_TEXT = "model"``.
+    text: str | None = None
 
     @property
     def is_terminal(self) -> bool:

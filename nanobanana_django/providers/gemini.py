@@ -192,6 +192,7 @@ class GeminiProvider(Provider):
             content=content,
             usage=dict(result.usage),
             provider_state=gemini_api.turn_state(body, result),
+            text=result.text or None,
         )
 
     def cost_from_usage(self, usage: dict[str, Any]) -> Decimal | None:

@@ -7,9 +7,10 @@
     {% header_image article placeholder=False %}
 
 gives ``<img src alt width height loading="lazy" decoding="async" srcset sizes>``, the
-``srcset`` listing the renditions made when the image was stored. With no image it gives
-``<div class="nanobanana-placeholder" role="img" aria-label="<title>"></div>`` (for the
-site's CSS to fill), or nothing with ``placeholder=False``. See docs/templates.md.
+``srcset`` listing the renditions made when the image was stored, and ``alt`` the
+registration's ``alt_text_field``, else the image's own alt text, else the title. With no
+image it gives ``<div class="nanobanana-placeholder" role="img" aria-label="<title>"></div>``
+(for the site's CSS to fill), or nothing with ``placeholder=False``. See docs/templates.md.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def header_image(obj: models.Model | None, **options: Any) -> SafeString:
             f"{{% header_image %}} needs a model instance, not {type(obj).__name__}."
         )
     config = config_for_stored(type(obj))
-    alt = config.title_of(obj)
+    title = config.title_of(obj)
     css_class = options.get("class") or ""
     image = _image_of(obj, config.image_model_field)
     if image is None:
@@ -53,9 +54,11 @@ def header_image(obj: models.Model | None, **options: Any) -> SafeString:
         return format_html(
             '<div class="{}" role="img" aria-label="{}"></div>',
             " ".join(filter(None, ("nanobanana-placeholder", css_class))),
-            alt,
+            title,
         )
-    url, width, height, srcset = image
+    url, width, height, srcset, row_alt = image
+    own_alt = getattr(obj, config.alt_text_field) if config.alt_text_field else ""
+    alt = own_alt or row_alt or title
     attributes: list[tuple[str, Any]] = [("src", url), ("alt", alt)]
     if width and height:
         attributes += [("width", width), ("height", height)]
@@ -69,8 +72,8 @@ def header_image(obj: models.Model | None, **options: Any) -> SafeString:
 
 def _image_of(
     obj: models.Model, model_field: models.Field
-) -> tuple[str, int | None, int | None, str] | None:
-    """``(url, width, height, srcset)`` of the image on ``model_field``, or ``None``."""
+) -> tuple[str, int | None, int | None, str, str] | None:
+    """``(url, width, height, srcset, alt text)`` of the image on ``model_field``, or ``None``."""
     if isinstance(model_field, models.ForeignKey):
         row = getattr(obj, model_field.name)
         return _from_row(row) if row is not None and row.image else None
@@ -90,13 +93,13 @@ def _image_of(
     height_field = getattr(model_field, "height_field", None)
     width = getattr(obj, width_field) if width_field else None
     height = getattr(obj, height_field) if height_field else None
-    return file.url, width, height, ""
+    return file.url, width, height, "", ""
 
 
-def _from_row(row: GeneratedImage) -> tuple[str, int | None, int | None, str]:
+def _from_row(row: GeneratedImage) -> tuple[str, int | None, int | None, str, str]:
     storage = row.image.storage
     candidates = [(storage.url(name), int(width)) for width, name in row.renditions.items()]
     if candidates and row.width:
         candidates.append((row.image.url, row.width))
     srcset = ", ".join(f"{url} {width}w" for url, width in sorted(candidates, key=lambda c: c[1]))
-    return row.image.url, row.width, row.height, srcset
+    return row.image.url, row.width, row.height, srcset, row.alt_text

@@ -12,6 +12,7 @@ class Article(models.Model):
     is_live = models.BooleanField(default=False)
     published_at = models.DateTimeField(null=True, blank=True)
     header_image = models.ImageField(upload_to="headers/", blank=True)
+    header_image_alt = models.CharField(max_length=200, blank=True)
 
     def __str__(self) -> str:
         return self.title

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, OperationalError, models, router, transaction
 from django.db.models import Count, Q
 
+from ...adapter import HeaderImageAdapter, get_adapter
 from ...checks import sqlite_locking_fix
 from ...models import GeneratedImage
 from ...registry import ContentConfig, get_config
@@ -40,7 +41,14 @@ class Command(BaseCommand):
             "--ids", nargs="+", metavar="ID", help="Only these primary keys (default: all)."
         )
         parser.add_argument(
-            "--missing-only", action="store_true", help="Only objects without an image."
+            "--missing-only",
+            action="store_true",
+            help="Only objects without an image that are published by the model's publish rule.",
+        )
+        parser.add_argument(
+            "--include-unpublished",
+            action="store_true",
+            help="With --missing-only: drafts and scheduled objects too (they are billed).",
         )
         parser.add_argument(
             "--overwrite",
@@ -71,6 +79,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if options["missing_only"] and options["overwrite"]:
             raise CommandError("--missing-only and --overwrite contradict each other.")
+        if options["include_unpublished"] and not options["missing_only"]:
+            raise CommandError("--include-unpublished only goes with --missing-only.")
         if options["limit"] is not None and options["limit"] < 1:
             raise CommandError("--limit must be at least 1.")
 
@@ -111,9 +121,30 @@ class Command(BaseCommand):
                 raise CommandError(f"No {config.label} with id {', '.join(missing)}.")
         if options["missing_only"]:
             queryset = config.without_image(queryset)
+            if not options["include_unpublished"]:
+                queryset = self.published_only(config, queryset)
         if options["limit"]:
             queryset = queryset[: options["limit"]]
         return queryset
+
+    def published_only(self, config: ContentConfig, queryset: models.QuerySet) -> models.QuerySet:
+        """Only what the publish rule calls published (a model without one: everything)."""
+        if config.publish is None:
+            return queryset
+        adapter = get_adapter()
+        custom = type(adapter).is_published is not HeaderImageAdapter.is_published
+        if config.publish.query is not None and not custom:
+            published = queryset.filter(config.publish.query())
+        else:  # a callable rule or the adapter's own: judged one object at a time
+            pks = [obj.pk for obj in in_chunks(queryset) if adapter.is_published(obj, config)]
+            published = queryset.filter(pk__in=pks)
+        drafts = queryset.count() - published.count()
+        if drafts:
+            self.stdout.write(
+                f"Skipping {drafts} unpublished object{'s' if drafts != 1 else ''} "
+                f"({config.publish.description} is false); --include-unpublished includes them."
+            )
+        return published
 
     def dry_run(self, config: ContentConfig, queryset: models.QuerySet, options: dict) -> None:
         would, skipped = 0, 0
