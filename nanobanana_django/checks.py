@@ -443,6 +443,41 @@ def _check_presets(default: str) -> list[checks.CheckMessage]:
     return messages
 
 
+@checks.register(TAG)
+def check_steps(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every configured step can run, and every preset names steps that exist (steps.md)."""
+    from .presets import get_presets
+    from .steps import get_steps
+
+    try:
+        site_steps = set(app_settings.STEPS)
+        steps = get_steps()
+        presets = get_presets()
+    except ImproperlyConfigured:
+        return []  # E001, E012
+    hint = "See docs/steps.md."
+    messages: list[checks.CheckMessage] = []
+    used = {name for preset in presets.values() for name in preset.steps}
+    for name, step in steps.items():
+        if name in site_steps or name in used:
+            problem = step.problem()
+            if problem:
+                messages.append(checks.Error(problem, hint=hint, id="nanobanana.E017"))
+    for preset in presets.values():
+        for name in preset.steps:
+            if name not in steps:
+                messages.append(
+                    checks.Error(
+                        f"NANOBANANA['PRESETS'][{preset.name!r}]['steps'] names the step "
+                        f"{name!r}, which does not exist.",
+                        hint=f"Use one of {', '.join(map(repr, steps))}, or add {name!r} to "
+                        "NANOBANANA['STEPS'] (docs/steps.md).",
+                        id="nanobanana.E017",
+                    )
+                )
+    return messages
+
+
 def _messages(exc: Exception) -> str:
     message_dict = getattr(exc, "message_dict", None)
     if message_dict:

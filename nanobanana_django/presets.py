@@ -41,6 +41,8 @@ class Preset:
     prompt_template: str | None = None
     #: The provider alias this preset's images go to (default: the model's or the site's).
     provider: str | None = None
+    #: Post-processing steps run on its images, in order (``NANOBANANA["STEPS"]``).
+    steps: tuple[str, ...] = ()
 
     def apply_guidance(self, prompt: str) -> str:
         if not self.prompt_guidance:
@@ -159,4 +161,5 @@ def _build(name: str, entry: dict[str, Any]) -> Preset:
         prompt_guidance=" ".join((entry.get("prompt_guidance") or "").split()),
         prompt_template=template,
         provider=entry.get("provider") or None,
+        steps=tuple(entry.get("steps") or ()),  # checked by nanobanana.E017
     )

@@ -33,6 +33,7 @@ from .presets import Preset, get_preset, get_presets
 from .providers import get_provider, get_provider_config
 from .registry import ContentConfig, get_config
 from .runners import IMMEDIATE, enqueue_generation
+from .steps import clean_steps, get_steps, retry_step
 
 __all__ = [
     "AlreadyHasImage",
@@ -64,19 +65,27 @@ def generate_for(
     overwrite: bool = False,
     provider: str | None = None,
     preset: str | None = None,
+    steps: list[str] | None = None,
 ) -> GeneratedImage:
     """Generate a header image for ``obj`` now, in this process, and attach it.
 
     ``obj`` must belong to a model registered in ``NANOBANANA["MODELS"]``. The prompt
     is built from its title and topic unless given; ``preset`` names a preset
-    (default: the model's). Raises ``ValidationError`` for
+    (default: the model's); ``steps`` names post-processing steps (default: the
+    preset's), run here too: the last step's row is returned. Raises ``ValidationError`` for
     bad input, :class:`AlreadyHasImage` when ``obj`` has an image and ``overwrite`` is
     false, and :class:`GenerationInProgress` when one is already under way (all
     before anything is sent). Provider failures do not raise: they end as a
     ``failed`` row whose ``error_message`` says what happened.
     """
     row = create_generation(
-        obj, prompt=prompt, input=input, overwrite=overwrite, provider=provider, preset=preset
+        obj,
+        prompt=prompt,
+        input=input,
+        overwrite=overwrite,
+        provider=provider,
+        preset=preset,
+        steps=steps,
     )
     row = run_generation(row.pk)
     if row.status == Status.SUCCEEDED:
@@ -107,12 +116,16 @@ def generate_image(
     input: dict[str, Any] | None = None,
     provider: str | None = None,
     preset: str | None = None,
+    steps: list[str] | None = None,
 ) -> GeneratedImage:
     """Generate an image for a bare prompt now; the result is ``row.image``.
 
     A ``preset`` gives its inputs; the prompt is sent as given, without its guidance.
+    With ``steps`` (or the preset's) the last step's row is returned.
     """
-    row = create_generation(None, prompt=prompt, input=input, provider=provider, preset=preset)
+    row = create_generation(
+        None, prompt=prompt, input=input, provider=provider, preset=preset, steps=steps
+    )
     return run_generation(row.pk)
 
 
@@ -125,6 +138,7 @@ def queue_generation(
     provider: str | None = None,
     preset: str | None = None,
     image_checked: bool = False,
+    steps: list[str] | None = None,
 ) -> GeneratedImage:
     """Record a generation and run it in the background after the transaction commits.
 
@@ -140,6 +154,7 @@ def queue_generation(
         provider=provider,
         preset=preset,
         image_checked=image_checked,
+        steps=steps,
     )
     transaction.on_commit(partial(_enqueue, row.pk, row.provider))
     return row
@@ -154,6 +169,7 @@ def create_generation(
     provider: str | None = None,
     preset: str | None = None,
     image_checked: bool = False,
+    steps: list[str] | None = None,
 ) -> GeneratedImage:
     """Validate a request and record it as a ``queued`` row; nothing is sent yet.
 
@@ -164,7 +180,9 @@ def create_generation(
     registration's, else its default preset's, else ``NANOBANANA["PROVIDER"]``. A
     preset the provider cannot honour is a ``ValidationError`` on ``preset``.
     ``image_checked`` says the caller has just seen the object's image field empty in
-    the database (the publish hook), saving a query.
+    the database (the publish hook), saving a query. ``steps`` (default: the active
+    preset's) are recorded in ``next_steps``; an unknown or unusable one is a
+    ``ValidationError`` on ``steps`` (docs/steps.md).
     """
     params = dict(app_settings.DEFAULT_INPUT)
     config: ContentConfig | None = None
@@ -203,6 +221,7 @@ def create_generation(
         params.update(picked.input)
     params.update(input or {})
     sent = route.validate(prompt, params)
+    next_steps = clean_steps(steps if steps is not None else active.steps if active else None)
 
     row = GeneratedImage(
         provider=route.alias,
@@ -211,6 +230,7 @@ def create_generation(
         input_params=sent,
         overwrite=overwrite,
         preset=active.name if active is not None else "",
+        next_steps=next_steps,
     )
     if obj is not None and config is not None:
         row.content_object = obj
@@ -291,13 +311,17 @@ def cancel_generation(row: GeneratedImage) -> bool:
 
 
 def retry_generation(row: GeneratedImage, *, overwrite: bool | None = None) -> GeneratedImage:
-    """Queue a new generation with ``row``'s prompt, inputs, preset and object."""
+    """Queue a new generation with ``row``'s prompt, inputs, preset, steps and object; a
+    failed step is run again on the same image."""
+    if row.kind == GeneratedImage.Kind.STEP:
+        return retry_step(row)
     return queue_generation(
         row.content_object if row.content_type_id else None,
         prompt=row.prompt,
         input=dict(row.input_params),
         overwrite=row.overwrite if overwrite is None else overwrite,
         preset=row.preset if row.preset in get_presets() else None,  # kept unless removed
+        steps=[name for name in row.next_steps if name in get_steps()],  # kept unless removed
     )
 
 

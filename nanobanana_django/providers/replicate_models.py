@@ -72,3 +72,28 @@ def get_model_spec(model: str) -> ModelSpec:
 def validate_input(model: str, prompt: Any, params: dict[str, Any] | None = None) -> dict:
     """The full input to send to Replicate's ``model``, or ``ValidationError``."""
     return validate(get_model_spec(model), prompt, params)
+
+
+# Post-processing steps (docs/steps.md) ---------------------------------------------------------
+
+UPSCALER = "nightmareai/real-esrgan"
+"""The built-in ``upscale`` step's default model (``NANOBANANA["STEPS"]["upscale"]["model"]``)."""
+
+REPLICATE_STEP_MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        # Real-ESRGAN: one image in ``image``, ``scale`` (we offer 2x and 4x), no prompt.
+        ModelSpec(
+            name=UPSCALER,
+            choices={"scale": (2, 4)},  # type: ignore[dict-item]
+            defaults={"scale": 4, "face_enhance": False},
+            booleans=("face_enhance",),
+            max_image_inputs=1,
+        ),
+    )
+}
+"""Models that run a step on an image rather than make one from a prompt: what each
+accepts is ours, the model id to use is a setting."""
+
+STEP_IMAGE_INPUTS = {UPSCALER: "image"}
+"""The input of each step model that takes the image (one URI)."""

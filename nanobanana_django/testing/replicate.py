@@ -30,6 +30,7 @@ import base64
 import bisect
 import contextlib
 import heapq
+import io
 import itertools
 import json
 import logging
@@ -49,11 +50,16 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
+from PIL import Image
 
 from nanobanana_django import standard_webhooks
 from nanobanana_django.conf import parse_duration
 from nanobanana_django.dimensions import image_size
-from nanobanana_django.providers.replicate_models import REPLICATE_MODELS
+from nanobanana_django.providers.replicate_models import (
+    REPLICATE_MODELS,
+    REPLICATE_STEP_MODELS,
+    STEP_IMAGE_INPUTS,
+)
 from nanobanana_django.specs import ModelSpec
 from nanobanana_django.testing.images import JPEG_HEADER, bomb_png, png_header, render_image
 from nanobanana_django.testing.server import (
@@ -124,6 +130,18 @@ MODELS: dict[str, dict[str, _InputField]] = {
     name: _schema(spec) for name, spec in REPLICATE_MODELS.items()
 }
 """The official models the emulator serves, with their input schemas (``REPLICATE_MODELS``)."""
+
+
+def _step_schema(spec: ModelSpec) -> dict[str, _InputField]:
+    """A step model's inputs: one image URI (``STEP_IMAGE_INPUTS``), its options, no prompt."""
+    schema = {STEP_IMAGE_INPUTS[spec.name]: _InputField("uri", required=True)}
+    schema.update((name, _InputField("enum", tuple(c))) for name, c in spec.choices.items())
+    schema.update((name, _InputField("boolean")) for name in spec.booleans)
+    return schema
+
+
+MODELS.update((name, _step_schema(spec)) for name, spec in REPLICATE_STEP_MODELS.items())
+"""It serves the step models too (an upscaler): the output is the input image, scaled."""
 
 _REQUEST_KEYS = {"input", "webhook", "webhook_events_filter", "stream"}
 """Top-level body keys of the official-model create route (``stream`` is deprecated)."""
@@ -219,6 +237,10 @@ def validate_prediction_request(model: str, payload: Any) -> list[dict[str, str]
             wrong_type(where, "boolean", value)
         elif spec.kind == "enum" and value not in spec.choices:
             add("enum", where, _one_of(name, spec.choices))
+        elif spec.kind == "uri" and not isinstance(value, str):
+            wrong_type(where, "string", value)
+        elif spec.kind == "uri" and not _is_uri(value):
+            add("format", where, "Does not match format 'uri'")
         elif spec.kind == "uri_array" and not isinstance(value, list):
             wrong_type(where, "array", value)
         elif spec.kind == "uri_array":
@@ -811,13 +833,17 @@ class ReplicateEmulator(Emulator):
 
     def _create(self, model: str, payload: dict[str, Any], cancel_after: float | None) -> str:
         data = payload["input"]
-        defaults = REPLICATE_MODELS[model].defaults
-        output_format = data.get("output_format", defaults.get("output_format", "jpg"))
-        # Without size inputs (nano-banana), Gemini 2.5 Flash Image answers with a 1K square.
-        size = image_size(
-            data.get("aspect_ratio", defaults.get("aspect_ratio", "1:1")),
-            data.get("resolution", defaults.get("resolution", "1K")),
-        )
+        upscale_error = None
+        if model in REPLICATE_STEP_MODELS:
+            output_format, (size, upscale_error) = "png", self._upscaled_size(model, data)
+        else:
+            defaults = REPLICATE_MODELS[model].defaults
+            output_format = data.get("output_format", defaults.get("output_format", "jpg"))
+            # Without size inputs (nano-banana), Gemini 2.5 Flash Image answers with a 1K square.
+            size = image_size(
+                data.get("aspect_ratio", defaults.get("aspect_ratio", "1:1")),
+                data.get("resolution", defaults.get("resolution", "1K")),
+            )
         webhook = payload.get("webhook")
         events = payload.get("webhook_events_filter")
         with self._lock:
@@ -842,6 +868,8 @@ class ReplicateEmulator(Emulator):
             fail = self._take_fault("prediction", {"fail"})
             if fail is not None:
                 prediction.fail_error = str(fail.options.get("error", DEFAULT_FAIL_ERROR))
+            elif upscale_error is not None:
+                prediction.fail_error = upscale_error
             prediction.remove_data = self._take_fault("prediction", {"data_removed"}) is not None
             if webhook:
                 prediction.webhook_lost = self._take_fault("webhook", {"webhook_lost"}) is not None
@@ -995,6 +1023,42 @@ class ReplicateEmulator(Emulator):
                 return None
             return p
 
+    # ----------------------------------------------------------------- step models
+
+    def _input_image(self, uri: str) -> bytes | None:
+        """The bytes of an image input: a ``data:`` URI, or a file this emulator serves."""
+        if uri.startswith("data:"):
+            try:
+                return base64.b64decode(uri.partition(",")[2], validate=True)
+            except ValueError:
+                return None
+        match = _FILE_ROUTE.fullmatch(urlsplit(uri).path)
+        if uri.startswith(self.base_url) and match is not None:
+            prediction = self._downloadable(match[1], match[2])
+            return None if prediction is None else self._image(prediction)
+        return None
+
+    def _upscaled_size(
+        self, model: str, data: dict[str, Any]
+    ) -> tuple[tuple[int, int], str | None]:
+        """The output size of an upscale (the input's times ``scale``), or why it fails."""
+        source = self._input_image(data[STEP_IMAGE_INPUTS[model]])
+        scale = data.get("scale", REPLICATE_STEP_MODELS[model].defaults.get("scale", 4))
+        try:
+            with Image.open(io.BytesIO(source or b"")) as image:
+                width, height = image.size
+        except (OSError, ValueError):
+            return (1, 1), "cannot identify image file: the input is not an image"
+        return (width * scale, height * scale), None
+
+    def _upscaled(self, p: _Prediction) -> bytes:
+        source = self._input_image(p.input[STEP_IMAGE_INPUTS[p.model]]) or b""
+        with Image.open(io.BytesIO(source)) as image:
+            scaled = image.convert("RGB").resize(p.size, Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        scaled.save(buffer, "PNG", compress_level=1)
+        return buffer.getvalue()
+
     def _image(self, p: _Prediction) -> bytes:
         """The output file, rendered once per prediction (outside the global lock)."""
         with self._lock:
@@ -1005,6 +1069,8 @@ class ReplicateEmulator(Emulator):
         with render_lock:
             with self._lock:
                 cached = self._images.get(p.id)
+            if cached is None and p.model in REPLICATE_STEP_MODELS:
+                cached = self._upscaled(p)
             if cached is None:
                 cached = render_image(p.id, p.size, p.output_format)
                 with self._lock:

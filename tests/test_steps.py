@@ -1,0 +1,284 @@
+"""Multi-model steps: an upscale after generation, each step its own linked, billed row."""
+
+import time
+from decimal import Decimal
+
+import pytest
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+
+from nanobanana_django.conf import app_settings
+from nanobanana_django.models import GeneratedImage
+from nanobanana_django.pipeline import complete_generation, run_generation
+from nanobanana_django.providers.replicate_models import UPSCALER
+from nanobanana_django.services import (
+    create_generation,
+    generate_for,
+    generate_image,
+    queue_generation,
+    retry_generation,
+)
+from nanobanana_django.signals import pre_generation
+from tests.testapp.models import Article
+
+pytestmark = pytest.mark.django_db
+
+Kind = GeneratedImage.Kind
+Status = GeneratedImage.Status
+PRICES = {"replicate": {"google/nano-banana-2": {"1K": "0.04"}, UPSCALER: {"*": "0.0025"}}}
+
+
+@pytest.fixture
+def replicate(settings, replicate_emulator):
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        **replicate_emulator.settings(),
+        "TASK_RUNNER": "immediate",
+        "POLL_INTERVAL": 0.05,
+        "REPLICATE_WAIT": 0,
+        "PRICES": PRICES,
+    }
+    return replicate_emulator
+
+
+def creates(emulator):
+    return [r.json() for r in emulator.requests if r.method == "POST" and "/models/" in r.path]
+
+
+def created_models(emulator):
+    return [
+        r.path.split("/models/")[1].rsplit("/", 1)[0]
+        for r in emulator.requests
+        if r.method == "POST" and "/models/" in r.path
+    ]
+
+
+@pytest.fixture
+def fail_the_step(replicate):
+    """Make the emulator fail the next prediction once a step is about to be sent."""
+
+    def receiver(generated_image, **kwargs):
+        if generated_image.kind == Kind.STEP:
+            replicate.add_fault("fail", error="CUDA out of memory")
+
+    pre_generation.connect(receiver, dispatch_uid="test-fail-the-step")
+    yield
+    pre_generation.disconnect(dispatch_uid="test-fail-the-step")
+
+
+def test_generate_and_upscale_makes_two_linked_rows_and_attaches_the_upscaled_image(replicate):
+    article = Article.objects.create(title="The harbour at dawn")
+
+    final = generate_for(article, steps=["upscale"])
+
+    assert final.status == Status.SUCCEEDED, final.error_message
+    first = GeneratedImage.objects.get(kind=Kind.GENERATE)
+    assert (final.kind, final.parent, final.step, final.next_steps) == (
+        Kind.STEP,
+        first,
+        "upscale",
+        [],
+    )
+    assert first.status == Status.SUCCEEDED and first.next_steps == ["upscale"]
+    assert (final.provider, final.model_name) == ("replicate", UPSCALER)
+    # Each row is its own prediction: billed, timed.
+    assert (
+        first.prediction_id and final.prediction_id and first.prediction_id != final.prediction_id
+    )
+    assert first.predict_time is not None and final.predict_time is not None
+    assert (first.cost, final.cost) == (Decimal("0.04"), Decimal("0.0025"))
+    assert created_models(replicate) == ["google/nano-banana-2", UPSCALER]
+    # The upscaler got the generated image and its scale, and no prompt.
+    sent = creates(replicate)[1]["input"]
+    assert sent["scale"] == 2 and "prompt" not in sent
+    assert sent["image"].startswith(("data:image/", replicate.base_url))
+    # The article shows the upscaled image: 2x each side.
+    article.refresh_from_db()
+    assert article.header_image.name == final.image.name != first.image.name
+    assert (final.width, final.height) == (2 * first.width, 2 * first.height)
+    assert (article.header_image.width, article.header_image.height) == (final.width, final.height)
+
+
+def test_a_failed_upscale_leaves_the_generated_image_attached_and_says_so(replicate, fail_the_step):
+    article = Article.objects.create(title="Night trains")
+
+    final = generate_for(article, steps=["upscale"])
+
+    first = GeneratedImage.objects.get(kind=Kind.GENERATE)
+    assert final.kind == Kind.STEP and final.status == Status.FAILED
+    assert final.error_code == "prediction_failed"
+    assert final.error_message.startswith(
+        "The upscale failed: The model could not make this image: CUDA out of memory"
+    )
+    assert final.error_message.endswith(f"the generated image #{first.pk} was attached instead.")
+    assert final.prediction_id and final.prediction_id != first.prediction_id
+    article.refresh_from_db()
+    assert article.header_image.name == first.image.name
+
+
+def test_a_failed_upscale_of_an_image_without_an_object_keeps_it_usable(replicate, fail_the_step):
+    final = generate_image("A lighthouse in fog", steps=["upscale"])
+
+    first = final.parent
+    assert final.status == Status.FAILED and first.status == Status.SUCCEEDED
+    assert first.image
+    assert final.error_message.endswith(
+        f"the generated image #{first.pk} is kept: use it from its page."
+    )
+
+
+def test_retrying_a_failed_step_upscales_the_same_image_and_replaces_the_fallback(
+    replicate, fail_the_step, django_capture_on_commit_callbacks
+):
+    article = Article.objects.create(title="Night trains")
+    failed = generate_for(article, steps=["upscale"])
+    pre_generation.disconnect(dispatch_uid="test-fail-the-step")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        retry = retry_generation(failed)
+
+    retry.refresh_from_db()
+    assert retry.status == Status.SUCCEEDED, retry.error_message
+    assert (retry.kind, retry.parent_id, retry.step) == (Kind.STEP, failed.parent_id, "upscale")
+    article.refresh_from_db()
+    assert article.header_image.name == retry.image.name
+
+
+def test_steps_come_from_a_preset(replicate, settings, django_capture_on_commit_callbacks):
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "PRESETS": {"hires": {"input": {"aspect_ratio": "4:3"}, "steps": ["upscale"]}},
+    }
+    article = Article.objects.create(title="Old maps")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = queue_generation(article, preset="hires")
+
+    assert first.next_steps == ["upscale"]
+    step = GeneratedImage.objects.get(kind=Kind.STEP)
+    assert step.status == Status.SUCCEEDED, step.error_message
+    assert (step.parent_id, step.preset) == (first.pk, "hires")
+    article.refresh_from_db()
+    assert article.header_image.name == step.image.name
+
+
+def test_a_background_generation_queues_its_step_when_it_completes(
+    replicate, django_capture_on_commit_callbacks
+):
+    """The poller or the webhook finishes the first row; its step is queued, not run there."""
+    article = Article.objects.create(title="Harvest")
+    first = create_generation(article, steps=["upscale"])
+    replicate.latency = 0.2
+    assert run_generation(first.pk, wait=False).status == Status.RUNNING
+    time.sleep(0.3)
+    replicate.latency = 0.0
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = complete_generation(first.pk)
+
+    assert first.status == Status.SUCCEEDED, first.error_message
+    step = GeneratedImage.objects.get(kind=Kind.STEP)
+    assert step.status == Status.QUEUED  # the one unfinished generation of this article now
+    article.refresh_from_db()
+    assert not article.header_image  # nothing attached while the step waits
+    with pytest.raises(Exception, match="already has a generation queued"):
+        create_generation(article, overwrite=True)
+    assert len(callbacks) == 1
+    callbacks[0]()  # the task runner (immediate here) takes it
+    step.refresh_from_db()
+    assert step.status == Status.SUCCEEDED, step.error_message
+    article.refresh_from_db()
+    assert article.header_image.name == step.image.name
+
+
+def test_retry_keeps_the_steps(replicate, django_capture_on_commit_callbacks):
+    article = Article.objects.create(title="Ferries")
+    first = generate_for(article, steps=["upscale"]).parent
+
+    with django_capture_on_commit_callbacks(execute=False):
+        again = retry_generation(first, overwrite=True)
+
+    assert (again.kind, again.next_steps) == (Kind.GENERATE, ["upscale"])
+
+
+def test_an_unknown_step_is_refused_before_anything_is_recorded(replicate):
+    article = Article.objects.create(title="Ferries")
+
+    with pytest.raises(ValidationError) as caught:
+        create_generation(article, steps=["sharpen"])
+
+    (message,) = caught.value.message_dict["steps"]
+    assert "There is no step 'sharpen'" in message and "'upscale'" in message
+    assert "NANOBANANA['STEPS']" in message
+    assert not GeneratedImage.objects.exists()
+    assert replicate.created_count == 0
+
+
+def test_a_step_on_a_provider_that_takes_no_image_is_refused(replicate, settings):
+    settings.NANOBANANA = {**settings.NANOBANANA, "STEPS": {"upscale": {"provider": "placeholder"}}}
+
+    with pytest.raises(ValidationError) as caught:
+        create_generation(None, prompt="A kite", steps=["upscale"])
+
+    (message,) = caught.value.message_dict["steps"]
+    assert "'placeholder'" in message and "takes no images" in message
+    assert "Name a Replicate alias" in message
+    errors = [m for m in checks.run_checks() if m.id == "nanobanana.E017"]
+    assert len(errors) == 1 and "takes no images" in errors[0].msg
+
+
+def test_a_step_input_the_upscaler_does_not_take_is_a_check_error(settings):
+    settings.NANOBANANA = {**settings.NANOBANANA, "STEPS": {"upscale": {"input": {"scale": 8}}}}
+
+    (error,) = [m for m in checks.run_checks() if m.id == "nanobanana.E017"]
+
+    assert "NANOBANANA['STEPS']['upscale']['input']" in error.msg
+    assert "8 is not allowed for scale" in error.msg
+
+
+def test_a_custom_upscaler_model_needs_its_image_input(settings):
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "STEPS": {"upscale": {"model": "someone/upscaler-x"}},
+    }
+
+    (error,) = [m for m in checks.run_checks() if m.id == "nanobanana.E017"]
+    assert "'someone/upscaler-x'" in error.msg and "'image_input'" in error.msg
+
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "STEPS": {"upscale": {"model": "someone/upscaler-x", "image_input": "img"}},
+    }
+    assert not [m for m in checks.run_checks() if m.id == "nanobanana.E017"]
+
+
+def test_a_preset_naming_an_unknown_step_is_a_check_error(settings):
+    settings.NANOBANANA = {**settings.NANOBANANA, "PRESETS": {"hires": {"steps": ["upscal"]}}}
+
+    (error,) = [m for m in checks.run_checks() if m.id == "nanobanana.E017"]
+
+    assert "NANOBANANA['PRESETS']['hires']['steps']" in error.msg and "'upscal'" in error.msg
+
+
+@pytest.mark.parametrize(
+    ("steps", "problem"),
+    [
+        ({"Upscale!": {}}, "has the name"),
+        ({"upscale": {"scale": 2}}, "unknown keys ['scale']"),
+        ({"upscale": {"input": 2}}, "['input'] must be a dict"),
+        ({"upscale": {"model": 2}}, "['model'] must be a string"),
+    ],
+)
+def test_bad_step_settings_name_the_key(settings, steps, problem):
+    settings.NANOBANANA = {**settings.NANOBANANA, "STEPS": steps}
+
+    with pytest.raises(ImproperlyConfigured, match=r"NANOBANANA\['STEPS'\]") as caught:
+        _ = app_settings.STEPS
+    assert problem in str(caught.value)
+
+
+def test_a_preset_with_steps_that_are_not_a_list_is_refused(settings):
+    settings.NANOBANANA = {**settings.NANOBANANA, "PRESETS": {"hires": {"steps": "upscale"}}}
+
+    with pytest.raises(ImproperlyConfigured, match="must be a list of step names"):
+        _ = app_settings.PRESETS
