@@ -14,6 +14,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from .exceptions import InvalidInput
+
 MAX_PROMPT_LENGTH = 8000
 """Characters. Far above any useful header prompt, well below what the API rejects."""
 
@@ -37,10 +39,23 @@ class ModelSpec:
     image_urls: bool = True
     #: The most bytes of data: URIs one request may carry.
     max_inline_bytes: int = MAX_INLINE_IMAGE_BYTES
+    #: The input that takes the images sent with the prompt (``GenerationRequest.images``);
+    #: ``""`` for a model that takes none.
+    image_input: str = "image_input"
+    #: True when that input is one URI string (an upscaler's ``image``), not an array.
+    single_image: bool = False
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return ("prompt", "image_input", *self.choices, *self.booleans)
+        images = (self.image_input,) if self.image_input else ()
+        return ("prompt", *images, *self.choices, *self.booleans)
+
+    @property
+    def image_limit(self) -> int:
+        """How many images one request may send."""
+        if not self.image_input:
+            return 0
+        return 1 if self.single_image else self.max_image_inputs
 
 
 def validate(spec: ModelSpec, prompt: Any, params: Mapping[str, Any] | None = None) -> dict:
@@ -75,10 +90,10 @@ def validate(spec: ModelSpec, prompt: Any, params: Mapping[str, Any] | None = No
         if name in params and not isinstance(params[name], bool):
             errors[name] = [f"{name} must be true or false, not {params[name]!r}."]
 
-    if "image_input" in params:
-        problem = _check_image_input(params["image_input"], spec)
+    if spec.image_input and spec.image_input in params and not spec.single_image:
+        problem = _check_image_input(params[spec.image_input], spec)
         if problem:
-            errors["image_input"] = [problem]
+            errors[spec.image_input] = [problem]
 
     if errors:
         raise ValidationError(errors)
@@ -87,24 +102,44 @@ def validate(spec: ModelSpec, prompt: Any, params: Mapping[str, Any] | None = No
     for name in spec.always_send:
         result[name] = spec.defaults[name]
     result.update(params)
-    if not result.get("image_input"):
-        result.pop("image_input", None)
+    if spec.image_input and not result.get(spec.image_input):
+        result.pop(spec.image_input, None)
     return result
+
+
+def check_image_count(spec: ModelSpec, count: int) -> None:
+    """Refuse more images than the model of ``spec`` takes, before anything is sent."""
+    if count <= spec.image_limit:
+        return
+    if not spec.image_limit:
+        raise InvalidInput(
+            f"{spec.name} takes no images, but this generation sends {count} (an edited "
+            "image or reference images). Use a model that takes images, such as "
+            "google/nano-banana-2, or leave the images out.",
+            code="images_not_supported",
+        )
+    raise InvalidInput(
+        f"This generation sends {count} images (the edited image and reference images "
+        f"together); {spec.name} takes at most {spec.image_limit}. Remove "
+        f"{count - spec.image_limit} of them and retry.",
+        code="too_many_images",
+    )
 
 
 def _check_image_input(value: Any, spec: ModelSpec) -> str | None:
     kinds = "image URLs or data: URIs" if spec.image_urls else "data: URIs (images inline)"
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-        return f"image_input must be a list of {kinds}."
+        return f"{spec.image_input} must be a list of {kinds}."
     if len(value) > spec.max_image_inputs:
         return (
-            f"image_input has {len(value)} images; the model takes at most {spec.max_image_inputs}."
+            f"{spec.image_input} has {len(value)} images; the model takes at most "
+            f"{spec.max_image_inputs}."
         )
     schemes = ("https://", "http://", "data:") if spec.image_urls else ("data:",)
     inline = 0
     for position, item in enumerate(value, start=1):
         if not isinstance(item, str) or not item.startswith(schemes):
-            return f"image_input item {position} must be one of the {kinds}."
+            return f"{spec.image_input} item {position} must be one of the {kinds}."
         if item.startswith("data:"):
             inline += len(item)
     if inline > spec.max_inline_bytes:
@@ -114,7 +149,7 @@ def _check_image_input(value: Any, spec: ModelSpec) -> str | None:
             else ("Send fewer or smaller images.")
         )
         return (
-            f"image_input carries {inline} bytes of data: URIs; the limit is "
+            f"{spec.image_input} carries {inline} bytes of data: URIs; the limit is "
             f"{spec.max_inline_bytes}. {advice}"
         )
     return None

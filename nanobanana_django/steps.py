@@ -28,7 +28,7 @@ from .exceptions import NanoBananaError
 from .lifecycle import fail
 from .models import GeneratedImage
 from .providers.config import ProviderConfig, get_provider_config
-from .providers.replicate_models import REPLICATE_STEP_MODELS, STEP_IMAGE_INPUTS, UPSCALER
+from .providers.replicate_models import REPLICATE_STEP_MODELS, UPSCALER
 from .runners import enqueue_generation
 from .signals import image_generation_failed
 from .specs import validate
@@ -343,9 +343,14 @@ def _build(name: str, entry: dict[str, Any]) -> Step:
         provider=entry.get("provider") or "replicate",
         model=model,
         input=dict(entry.get("input") or {}),
-        image_input=entry.get("image_input") or STEP_IMAGE_INPUTS.get(model, ""),
+        image_input=entry.get("image_input") or _image_input_of(model),
         prompt=" ".join((entry.get("prompt") or "").split()),
     )
+
+
+def _image_input_of(model: str) -> str:
+    spec = REPLICATE_STEP_MODELS.get(model)
+    return spec.image_input if spec is not None else ""
 
 
 def _is_replicate(route: ProviderConfig) -> bool:

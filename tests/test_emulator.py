@@ -5,6 +5,7 @@ Latencies are kept to fractions of a second so the whole module runs in a few se
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -278,10 +279,14 @@ def test_invalid_input_is_422_naming_the_field(
     assert emu.created_count == 0 and emu.counts["create_rejected"] == 1
 
 
-def test_valid_full_inputs_are_accepted(client: httpx.Client) -> None:
+def test_valid_full_inputs_are_accepted(emu: ReplicateEmulator, client: httpx.Client) -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, format="PNG")
+    emu.remote_images["https://example.com/a.png"] = png.getvalue()
+    data_uri = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
     nb2 = {
         "prompt": "x",
-        "image_input": ["https://example.com/a.png", "data:image/png;base64,AAAA"] * 7,
+        "image_input": ["https://example.com/a.png", data_uri] * 7,
         "aspect_ratio": "8:1",
         "resolution": "2K",
         "google_search": True,

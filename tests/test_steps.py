@@ -282,3 +282,21 @@ def test_a_preset_with_steps_that_are_not_a_list_is_refused(settings):
 
     with pytest.raises(ImproperlyConfigured, match="must be a list of step names"):
         _ = app_settings.PRESETS
+
+
+def test_another_upscaler_gets_the_image_in_the_input_its_step_names(replicate, settings):
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "STEPS": {"upscale": {"model": "someone/upscaler-x", "image_input": "img", "input": {}}},
+    }
+    article = Article.objects.create(title="Dunes")
+
+    final = generate_for(article, steps=["upscale"])
+
+    # The emulator does not serve that model: Replicate's 404 fails the step, visibly.
+    assert final.status == Status.FAILED and final.model_name == "someone/upscaler-x"
+    assert "could not find the model 'someone/upscaler-x'" in final.error_message
+    (sent,) = creates(replicate)[1:]
+    assert list(sent["input"]) == ["img"] and sent["input"]["img"].startswith("data:image/jpeg")
+    article.refresh_from_db()
+    assert article.header_image.name == final.parent.image.name

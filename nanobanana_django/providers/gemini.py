@@ -25,7 +25,7 @@ from PIL import Image
 from ..dimensions import ASPECT_RATIOS
 from ..exceptions import ImageTooLarge, OutputExpired
 from ..ratelimit import CreateRateLimiter
-from ..specs import ModelSpec
+from ..specs import ModelSpec, check_image_count
 from . import gemini_api
 from .base import SUCCEEDED, Capabilities, GenerationRequest, Prediction, Provider
 
@@ -173,7 +173,7 @@ class GeminiProvider(Provider):
             resolution=params.get("resolution"),
             google_search=bool(params.get("google_search")),
             image_search=bool(params.get("image_search")),
-            images=[_decode(item) for item in params.get("image_input", ())],
+            images=_images(request),
         )
         result = self._client.generate(request.model or self._model, body)
         content = _as_format(result.image, result.info.format, params.get("output_format"))
@@ -219,6 +219,17 @@ def _image_tokens(usage: dict[str, Any]) -> int | None:
             return count if isinstance(count, int) else None
     count = usage.get("candidatesTokenCount")
     return count if isinstance(count, int) else None
+
+
+def _images(request: GenerationRequest) -> list[tuple[str, bytes]]:
+    """The user turn's images, inline after the prompt: the request's (the edited image
+    first, then references), then any ``data:`` URIs passed in ``image_input``."""
+    given = request.input.get("image_input") or ()
+    check_image_count(SPEC, len(request.images) + len(given))
+    return [
+        *((image.mime_type, image.data) for image in request.images),
+        *(_decode(item) for item in given),
+    ]
 
 
 def _decode(item: str) -> tuple[str, bytes]:

@@ -8,8 +8,10 @@ backoff on 429 and 5xx, honouring ``Retry-After``.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import posixpath
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -41,10 +43,17 @@ from ..exceptions import (
 )
 from ..images import spool
 from ..ratelimit import CreateRateLimiter
-from ..specs import ModelSpec
-from .base import TERMINAL_STATUSES, Capabilities, GenerationRequest, Prediction, Provider
+from ..specs import ModelSpec, check_image_count
+from .base import (
+    TERMINAL_STATUSES,
+    Capabilities,
+    GenerationRequest,
+    ImageInput,
+    Prediction,
+    Provider,
+)
 from .http import tls_context
-from .replicate_models import REPLICATE_MODELS, get_model_spec
+from .replicate_models import REPLICATE_MODELS, get_model_spec, step_model_spec
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +65,9 @@ MAX_LIST_PAGES = 5
 LIST_PAGE_SIZE = 100
 IMAGE_KEYS = ("image", "images", "output", "url", "urls", "uri", "file", "files")
 """Keys looked at first for an image URL in an object-shaped output."""
+INLINE_IMAGE_BYTES = 256 * 1024
+"""Images up to this size travel as ``data:`` URIs (Replicate's advice); larger ones are
+uploaded through the Files API first."""
 
 
 @dataclass
@@ -87,6 +99,7 @@ class ReplicateProvider(Provider):
         rate_limit: int = 0,
         rate_limiter: CreateRateLimiter | None = None,
         throttle_timeout: float | None = None,
+        inline_image_bytes: int = INLINE_IMAGE_BYTES,
     ) -> None:
         if not api_token:
             raise AuthenticationFailed(
@@ -104,6 +117,9 @@ class ReplicateProvider(Provider):
         self.rate_limiter = rate_limiter
         #: Seconds a create may spend waiting out 429s; ``None``: ``max_retries`` of them.
         self.throttle_timeout = throttle_timeout
+        self.inline_image_bytes = inline_image_bytes
+        #: Files uploaded for a prediction, deleted once it has finished (best effort).
+        self._uploads: dict[str, list[str]] = {}
         self._sleep = sleep
         self._origin = _origin(self.base_url)
         self._client = httpx.Client(
@@ -141,6 +157,7 @@ class ReplicateProvider(Provider):
             "max_retries": app_settings.MAX_RETRIES,
             "rate_limit": app_settings.RATE_LIMIT,
             "throttle_timeout": app_settings.THROTTLE_TIMEOUT,
+            "inline_image_bytes": INLINE_IMAGE_BYTES,
         }
 
     @classmethod
@@ -164,7 +181,7 @@ class ReplicateProvider(Provider):
                 "'https://api.replicate.com'."
             )
         options["base_url"] = base_url.rstrip("/").removesuffix("/v1")
-        for name in ("wait", "max_retries", "rate_limit"):
+        for name in ("wait", "max_retries", "rate_limit", "inline_image_bytes"):
             value = options[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ImproperlyConfigured(
@@ -202,6 +219,126 @@ class ReplicateProvider(Provider):
     # Provider interface ---------------------------------------------------------------
 
     def submit(self, request: GenerationRequest) -> Prediction:
+        spec = self._spec(request.model)
+        check_image_count(spec, len(request.images) + len(_given_images(request, spec)))
+        uploaded: list[str] = []
+        try:
+            model_input = self._with_images(request, spec, uploaded)
+            prediction = self._create(request, model_input)
+        except SubmissionUncertain:
+            raise  # a prediction may be using the files: they expire on their own
+        except NanoBananaError as exc:
+            if exc.status_code is None or exc.status_code < 500:
+                self._delete_files(uploaded)  # nothing was created that could read them
+            raise
+        if uploaded:
+            self._uploads[prediction.id] = uploaded
+            self._settle_uploads(prediction)
+        return prediction
+
+    def _spec(self, model: str) -> ModelSpec:
+        return REPLICATE_MODELS.get(model) or step_model_spec(model) or get_model_spec(self._model)
+
+    def _with_images(
+        self, request: GenerationRequest, spec: ModelSpec, uploaded: list[str]
+    ) -> dict[str, Any]:
+        """The input with ``request.images`` in the model's image input, in order, each as a
+        ``data:`` URI when small, else uploaded through the Files API (never a storage URL)."""
+        if not request.images:
+            return request.input
+        uris = [self._image_uri(image, uploaded) for image in request.images]
+        model_input = dict(request.input)
+        if spec.single_image:
+            model_input[spec.image_input] = uris[0]
+        else:
+            model_input[spec.image_input] = [*uris, *_given_images(request, spec)]
+        return model_input
+
+    def _image_uri(self, image: ImageInput, uploaded: list[str]) -> str:
+        if len(image.data) <= self.inline_image_bytes:
+            encoded = base64.b64encode(image.data).decode("ascii")
+            return f"data:{image.mime_type};base64,{encoded}"
+        file_id, url = self._upload(image)
+        uploaded.append(file_id)
+        return url
+
+    def _upload(self, image: ImageInput) -> tuple[str, str]:
+        """``POST /v1/files``; returns the file's id and ``urls.get``.
+
+        Not a create: it bills nothing, so it is retried like a read, and it does not use
+        the create rate limit.
+        """
+        filename = posixpath.basename(image.name) or "image"
+        what = f"the {'image being edited' if image.role == 'parent' else 'reference image'} "
+        what += repr(filename)
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self._client.post(
+                    f"{self.base_url}/v1/files",
+                    files={"content": (filename, image.data, image.mime_type)},
+                    data={"filename": filename, "type": image.mime_type},
+                    headers=self._auth,
+                )
+            except httpx.HTTPError as exc:
+                if attempt == self.max_retries:
+                    raise ProviderUnavailable(
+                        f"Uploading {what} to Replicate's Files API failed ({_reason(exc)}). "
+                        "No prediction was created, so nothing was billed; retry later."
+                    ) from None
+                self._sleep(_backoff(attempt))
+                continue
+            if _should_retry(response) and attempt < self.max_retries:
+                self._sleep(_retry_after(response, attempt))
+                continue
+            if response.status_code in (200, 201):
+                data = self._json(response)
+                file_id, url = data.get("id"), (data.get("urls") or {}).get("get")
+                if not file_id or not isinstance(url, str):
+                    raise ProviderError(
+                        "Replicate's Files API answered without the file's id or URL."
+                    )
+                return str(file_id), url
+            raise self._upload_error(response, what)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _upload_error(self, response: httpx.Response, what: str) -> NanoBananaError:
+        error = self._error(response)
+        if response.status_code == 413:
+            reason = (
+                "Replicate refused it as too large (HTTP 413; files must be under 100 MB). "
+                "Use a smaller image."
+            )
+        else:
+            reason = error.message
+        return type(error)(
+            f"Uploading {what} to Replicate's Files API failed: {reason} No prediction was "
+            "created, so nothing was billed.",
+            status_code=error.status_code,
+            detail=error.detail,
+            retry_after=error.retry_after,
+        )
+
+    def _settle_uploads(self, prediction: Prediction) -> None:
+        """Delete the files a finished prediction was given; Replicate expires them anyway."""
+        if prediction.is_terminal and prediction.id in self._uploads:
+            self._delete_files(self._uploads.pop(prediction.id))
+
+    def _delete_files(self, file_ids: list[str]) -> None:
+        for file_id in file_ids:
+            try:
+                response = self._client.delete(
+                    f"{self.base_url}/v1/files/{file_id}", headers=self._auth
+                )
+            except httpx.HTTPError as exc:
+                logger.info("Could not delete Replicate file %s (%s)", file_id, _reason(exc))
+                continue
+            if response.status_code not in (200, 204, 404):
+                logger.info(
+                    "Could not delete Replicate file %s (HTTP %s)", file_id, response.status_code
+                )
+
+    def _create(self, request: GenerationRequest, model_input: dict[str, Any]) -> Prediction:
+        """The create request itself: sent once, repeated only when nothing was made."""
         owner, _, name = request.model.partition("/")
         url = f"{self.base_url}/v1/models/{owner}/{name}/predictions"
         headers = dict(self._auth)
@@ -211,7 +348,7 @@ class ReplicateProvider(Provider):
             timeout = httpx.Timeout(self.timeout, read=self.wait + self.timeout)
         if self.cancel_after:
             headers["Cancel-After"] = self.cancel_after
-        body: dict[str, Any] = {"input": request.input}
+        body: dict[str, Any] = {"input": model_input}
         if request.webhook:
             body["webhook"] = request.webhook
             body["webhook_events_filter"] = ["completed"]
@@ -258,7 +395,9 @@ class ReplicateProvider(Provider):
 
     def fetch(self, prediction_id: str, url: str | None = None) -> Prediction:
         response = self._request("GET", self._prediction_url(prediction_id, url))
-        return self._parse(response)
+        prediction = self._parse(response)
+        self._settle_uploads(prediction)
+        return prediction
 
     def cancel(self, prediction_id: str) -> Prediction:
         response = self._request("POST", f"{self.base_url}/v1/predictions/{prediction_id}/cancel")
@@ -269,11 +408,20 @@ class ReplicateProvider(Provider):
 
         Replicate lists predictions newest first, 100 a page, with their input (until
         the data is removed after an hour); at most ``MAX_LIST_PAGES`` pages are read.
+        Images sent as ``data:`` URIs or uploaded files differ from one send to the next,
+        so for them only their number is compared.
         """
+        spec = self._spec(request.model)
+        sent, images = dict(request.input), 0
+        if request.images:
+            sent.pop(spec.image_input, None)
+            images = len(request.images) + len(_given_images(request, spec))
         found = [
             self._prediction(item)
             for item in self._listing(created_after, MAX_LIST_PAGES)
-            if item.get("model") == request.model and _same_input(item.get("input"), request.input)
+            if item.get("model") == request.model
+            and _same_input(item.get("input"), sent)
+            and (not images or _image_count(item.get("input"), spec) == images)
         ]
         return list(reversed(found))
 
@@ -500,6 +648,21 @@ class ReplicateProvider(Provider):
         return ProviderError(
             f"Replicate answered HTTP {status}.{said}", status_code=status, detail=detail
         )
+
+
+def _given_images(request: GenerationRequest, spec: ModelSpec) -> list[Any]:
+    """Image URIs passed in the input itself (``input={"image_input": [...]}``)."""
+    value = request.input.get(spec.image_input) if spec.image_input else None
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _image_count(listed: Any, spec: ModelSpec) -> int:
+    value = listed.get(spec.image_input) if isinstance(listed, dict) else None
+    if not value:
+        return 0
+    return 1 if isinstance(value, str) else len(value)
 
 
 def _same_input(listed: Any, sent: dict[str, Any]) -> bool:

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from ..conf import app_settings
 from ..dimensions import ASPECT_RATIOS
 from ..specs import ModelSpec, validate
 
@@ -88,12 +89,27 @@ REPLICATE_STEP_MODELS: dict[str, ModelSpec] = {
             choices={"scale": (2, 4)},  # type: ignore[dict-item]
             defaults={"scale": 4, "face_enhance": False},
             booleans=("face_enhance",),
-            max_image_inputs=1,
+            image_input="image",
+            single_image=True,
         ),
     )
 }
 """Models that run a step on an image rather than make one from a prompt: what each
 accepts is ours, the model id to use is a setting."""
 
-STEP_IMAGE_INPUTS = {UPSCALER: "image"}
-"""The input of each step model that takes the image (one URI)."""
+
+def step_model_spec(model: str) -> ModelSpec | None:
+    """The spec of a step model: ours, else one made from a ``STEPS`` entry naming ``model``
+    and its ``image_input`` (its other inputs unknown to us, sent as configured)."""
+    if model in REPLICATE_STEP_MODELS:
+        return REPLICATE_STEP_MODELS[model]
+    for entry in app_settings.STEPS.values():
+        if entry.get("model") == model and entry.get("image_input"):
+            return ModelSpec(
+                name=model,
+                choices={},
+                defaults={},
+                image_input=entry["image_input"],
+                single_image=True,
+            )
+    return None

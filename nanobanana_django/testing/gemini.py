@@ -375,6 +375,21 @@ class GeminiEmulator(Emulator):
             raise ValueError("server_error: status must be 500, 503 or 504")
         self._faults.add(kind, times, options)
 
+    def images_received(self, index: int = -1) -> list[tuple[str, bytes]]:
+        """The ``inlineData`` images (mime type, bytes) of a recorded ``generateContent``
+        call's last user turn, in order (by default the last call's)."""
+        calls = [r for r in self.requests if ":generateContent" in r.path]
+        if not calls:
+            return []
+        contents = (calls[index].body or {}).get("contents") or []
+        turns = [c for c in contents if isinstance(c, dict) and c.get("role", "user") == "user"]
+        images = []
+        for part in turns[-1].get("parts", ()) if turns else ():
+            inline = part.get("inlineData") if isinstance(part, dict) else None
+            if isinstance(inline, dict):
+                images.append((inline.get("mimeType", ""), base64.b64decode(inline["data"])))
+        return images
+
     def reset(self) -> None:
         """Forget counters, recorded requests, faults and the quota window."""
         with self._lock:

@@ -27,8 +27,10 @@ Command line::
 from __future__ import annotations
 
 import base64
+import binascii
 import bisect
 import contextlib
+import hashlib
 import heapq
 import io
 import itertools
@@ -45,21 +47,19 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from email.parser import BytesParser
+from email.policy import HTTP
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from nanobanana_django import standard_webhooks
 from nanobanana_django.conf import parse_duration
 from nanobanana_django.dimensions import image_size
-from nanobanana_django.providers.replicate_models import (
-    REPLICATE_MODELS,
-    REPLICATE_STEP_MODELS,
-    STEP_IMAGE_INPUTS,
-)
+from nanobanana_django.providers.replicate_models import REPLICATE_MODELS, REPLICATE_STEP_MODELS
 from nanobanana_django.specs import ModelSpec
 from nanobanana_django.testing.images import JPEG_HEADER, bomb_png, png_header, render_image
 from nanobanana_django.testing.server import (
@@ -77,6 +77,7 @@ __all__ = [
     "DEFAULT_TOKEN",
     "FAULT_KINDS",
     "MODELS",
+    "ReceivedImage",
     "RecordedRequest",
     "ReplicateEmulator",
     "WebhookAttempt",
@@ -96,6 +97,10 @@ DEFAULT_WEBHOOK_EVENTS = frozenset({"output", "logs", "completed"})
 
 LIST_PAGE_SIZE = 100
 MAX_WAIT_SECONDS = 60
+MAX_FILE_BYTES = 100 * 1024 * 1024
+"""The Files API's limit ("Files must be less than 100MB in size")."""
+FILE_LIFETIME = 3600.0
+"""Seconds an uploaded file lives before it expires (``expires_at``)."""
 DEFAULT_FAIL_ERROR = (
     "The model's output was flagged as sensitive by the safety filter (E005). "
     "Please try again with a different prompt or input."
@@ -107,7 +112,7 @@ DEFAULT_FAIL_ERROR = (
 
 @dataclass(frozen=True)
 class _InputField:
-    """One input of a model's schema: ``kind`` is string, uri_array, enum or boolean."""
+    """One input of a model's schema: ``kind`` is string, uri, uri_array, enum or boolean."""
 
     kind: str
     choices: tuple[str, ...] = ()
@@ -117,10 +122,13 @@ class _InputField:
 
 def _schema(spec: ModelSpec) -> dict[str, _InputField]:
     """The inputs Replicate checks for a model, from the spec this app validates against."""
-    schema = {
-        "prompt": _InputField("string", required=True),
-        "image_input": _InputField("uri_array", max_items=spec.max_image_inputs),
-    }
+    schema = {"prompt": _InputField("string", required=True)}
+    if spec.image_input:
+        schema[spec.image_input] = (
+            _InputField("uri")
+            if spec.single_image
+            else _InputField("uri_array", max_items=spec.max_image_inputs)
+        )
     schema.update((name, _InputField("enum", tuple(c))) for name, c in spec.choices.items())
     schema.update((name, _InputField("boolean")) for name in spec.booleans)
     return schema
@@ -133,8 +141,8 @@ MODELS: dict[str, dict[str, _InputField]] = {
 
 
 def _step_schema(spec: ModelSpec) -> dict[str, _InputField]:
-    """A step model's inputs: one image URI (``STEP_IMAGE_INPUTS``), its options, no prompt."""
-    schema = {STEP_IMAGE_INPUTS[spec.name]: _InputField("uri", required=True)}
+    """A step model's inputs: one image URI, its options, no prompt."""
+    schema = {spec.image_input: _InputField("uri", required=True)}
     schema.update((name, _InputField("enum", tuple(c))) for name, c in spec.choices.items())
     schema.update((name, _InputField("boolean")) for name in spec.booleans)
     return schema
@@ -293,7 +301,7 @@ FAULT_KINDS: dict[str, frozenset[str]] = {
     "throttle": frozenset({"retry_after"}),
     "server_error": frozenset({"status", "on", "detail"}),
     "payment_required": frozenset(),
-    "file_too_large": frozenset(),
+    "file_too_large": frozenset({"on"}),
     "fail": frozenset({"error"}),
     "expired_output": frozenset(),
     "data_removed": frozenset(),
@@ -311,7 +319,6 @@ FAULT_KINDS: dict[str, frozenset[str]] = {
 _FIXED_SITES = {
     "throttle": "create",
     "payment_required": "create",
-    "file_too_large": "create",
     "fail": "prediction",
     "data_removed": "prediction",
     "webhook_lost": "webhook",
@@ -322,7 +329,7 @@ _FIXED_SITES = {
     "bomb": "download",
     "truncated": "download",
 }
-_REQUEST_SITES = ("create", "get", "cancel", "download")
+_REQUEST_SITES = ("create", "get", "cancel", "download", "upload")
 _CREATE_REJECTIONS = {"throttle", "payment_required", "file_too_large", "server_error"}
 _DOWNLOAD_FAULTS = {
     "expired_output",
@@ -351,6 +358,51 @@ class RecordedRequest:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class ReceivedImage:
+    """One image a prediction was given in its image input, as the model would read it."""
+
+    #: ``"data"`` (a ``data:`` URI), ``"file"`` (the URL of a file uploaded to ``/v1/files``)
+    #: or ``"url"`` (one of ``ReplicateEmulator.remote_images``).
+    via: str
+    content_type: str
+    data: bytes = field(repr=False)
+    #: The uploaded file's id (``via == "file"``), else "".
+    file_id: str = ""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The image's width and height."""
+        with Image.open(io.BytesIO(self.data)) as image:
+            return image.size
+
+
+@dataclass
+class _File:
+    """A file uploaded through the Files API."""
+
+    id: str
+    name: str
+    content_type: str
+    data: bytes = field(repr=False)
+    created: float  # wall clock
+    metadata: dict[str, Any]
+
+    def to_json(self, base_url: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "content_type": self.content_type,
+            "size": len(self.data),
+            "etag": hashlib.md5(self.data, usedforsecurity=False).hexdigest(),
+            "checksums": {"sha256": hashlib.sha256(self.data).hexdigest()},
+            "metadata": self.metadata,
+            "created_at": _iso(self.created),
+            "expires_at": _iso(self.created + FILE_LIFETIME),
+            "urls": {"get": f"{base_url}/v1/files/{self.id}"},
+        }
 
 
 @dataclass(frozen=True)
@@ -657,9 +709,19 @@ class ReplicateEmulator(Emulator):
         self.webhook_retry_delays: tuple[float, ...] = (1, 2, 4, 8, 16, 30)
         self.webhook_timeout = 10.0
 
+        self.max_file_bytes = MAX_FILE_BYTES
         self.requests: list[RecordedRequest] = []
         self.create_times: list[float] = []
         self.webhook_attempts: list[WebhookAttempt] = []
+        #: What each prediction received in its image input, in order, by prediction id.
+        self.received_images: dict[str, list[ReceivedImage]] = {}
+        #: Files uploaded through ``POST /v1/files`` and not deleted, by id.
+        self.files: dict[str, _File] = {}
+        #: Ids of files deleted through ``DELETE /v1/files/{id}``.
+        self.deleted_files: list[str] = []
+        #: Image URLs elsewhere that models may "download" (URL -> bytes); any other URL
+        #: in an image input, not one of this emulator's files, is a 422.
+        self.remote_images: dict[str, bytes] = {}
 
         self._changed = threading.Condition(self._lock)
         self._predictions: dict[str, _Prediction] = {}  # in creation order, so by list_key
@@ -782,7 +844,11 @@ class ReplicateEmulator(Emulator):
         ``content_length=True``, else chunked), ``bomb`` (30000x30000 PNG), ``truncated``
         (first half of the image).
 
-        ``server_error``, ``hang`` and ``drop`` take ``on="create"|"get"|"cancel"|"download"``.
+        Uploads (``POST /v1/files``): ``file_too_large`` with ``on="upload"`` (413), and
+        ``server_error`` / ``hang`` / ``drop`` with ``on="upload"``.
+
+        ``server_error``, ``hang`` and ``drop`` take
+        ``on="create"|"get"|"cancel"|"download"|"upload"``.
         Faults of one site are used oldest first; one ``hang`` may precede another fault.
         """
         self._faults.check(kind, times, options)
@@ -790,6 +856,15 @@ class ReplicateEmulator(Emulator):
         if site not in _REQUEST_SITES and kind not in _FIXED_SITES:
             raise ValueError(f"fault {kind!r}: 'on' must be one of {', '.join(_REQUEST_SITES)}")
         self._faults.add(kind, times, options, site)
+
+    def images_received(self, prediction_id: str | None = None) -> list[ReceivedImage]:
+        """The images a prediction (by default the last one created) was given, in order."""
+        with self._lock:
+            if prediction_id is None:
+                if not self._predictions:
+                    return []
+                prediction_id = next(reversed(self._predictions))
+            return list(self.received_images.get(prediction_id, ()))
 
     def expire_outputs(self) -> None:
         """Do what Replicate does after an hour: outputs gone, ``data_removed``, files 404."""
@@ -810,6 +885,9 @@ class ReplicateEmulator(Emulator):
             self.requests.clear()
             self.create_times.clear()
             self.webhook_attempts.clear()
+            self.received_images.clear()
+            self.files.clear()
+            self.deleted_files.clear()
             self._changed.notify_all()
         if self._scheduler is not None:
             self._scheduler.clear()
@@ -831,11 +909,17 @@ class ReplicateEmulator(Emulator):
                 return None
             return max(1, math.ceil(window[-limit] + self.create_rate_window - now))
 
-    def _create(self, model: str, payload: dict[str, Any], cancel_after: float | None) -> str:
+    def _create(
+        self,
+        model: str,
+        payload: dict[str, Any],
+        cancel_after: float | None,
+        images: list[ReceivedImage] | None = None,
+    ) -> str:
         data = payload["input"]
-        upscale_error = None
-        if model in REPLICATE_STEP_MODELS:
-            output_format, (size, upscale_error) = "png", self._upscaled_size(model, data)
+        if model in REPLICATE_STEP_MODELS:  # the handler has checked that it got an image
+            output_format = "png"
+            size = self._upscaled_size(model, data, (images or [])[0].data)
         else:
             defaults = REPLICATE_MODELS[model].defaults
             output_format = data.get("output_format", defaults.get("output_format", "jpg"))
@@ -868,8 +952,6 @@ class ReplicateEmulator(Emulator):
             fail = self._take_fault("prediction", {"fail"})
             if fail is not None:
                 prediction.fail_error = str(fail.options.get("error", DEFAULT_FAIL_ERROR))
-            elif upscale_error is not None:
-                prediction.fail_error = upscale_error
             prediction.remove_data = self._take_fault("prediction", {"data_removed"}) is not None
             if webhook:
                 prediction.webhook_lost = self._take_fault("webhook", {"webhook_lost"}) is not None
@@ -877,6 +959,7 @@ class ReplicateEmulator(Emulator):
                     self._take_fault("webhook", {"webhook_duplicate"}) is not None
                 )
             self._predictions[prediction.id] = prediction
+            self.received_images[prediction.id] = list(images or ())
             self.counts["create"] += 1
             self.create_times.append(now)
             generation = self._generation
@@ -1025,34 +1108,18 @@ class ReplicateEmulator(Emulator):
 
     # ----------------------------------------------------------------- step models
 
-    def _input_image(self, uri: str) -> bytes | None:
-        """The bytes of an image input: a ``data:`` URI, or a file this emulator serves."""
-        if uri.startswith("data:"):
-            try:
-                return base64.b64decode(uri.partition(",")[2], validate=True)
-            except ValueError:
-                return None
-        match = _FILE_ROUTE.fullmatch(urlsplit(uri).path)
-        if uri.startswith(self.base_url) and match is not None:
-            prediction = self._downloadable(match[1], match[2])
-            return None if prediction is None else self._image(prediction)
-        return None
-
-    def _upscaled_size(
-        self, model: str, data: dict[str, Any]
-    ) -> tuple[tuple[int, int], str | None]:
-        """The output size of an upscale (the input's times ``scale``), or why it fails."""
-        source = self._input_image(data[STEP_IMAGE_INPUTS[model]])
+    @staticmethod
+    def _upscaled_size(model: str, data: dict[str, Any], source: bytes) -> tuple[int, int]:
+        """An upscale's output size: the input image's times ``scale``."""
         scale = data.get("scale", REPLICATE_STEP_MODELS[model].defaults.get("scale", 4))
-        try:
-            with Image.open(io.BytesIO(source or b"")) as image:
-                width, height = image.size
-        except (OSError, ValueError):
-            return (1, 1), "cannot identify image file: the input is not an image"
-        return (width * scale, height * scale), None
+        with Image.open(io.BytesIO(source)) as image:
+            width, height = image.size
+        return width * scale, height * scale
 
     def _upscaled(self, p: _Prediction) -> bytes:
-        source = self._input_image(p.input[STEP_IMAGE_INPUTS[p.model]]) or b""
+        """An upscaler's output: the image it was given, resized to ``p.size``, as a PNG."""
+        with self._lock:
+            source = self.received_images[p.id][0].data
         with Image.open(io.BytesIO(source)) as image:
             scaled = image.convert("RGB").resize(p.size, Image.Resampling.BICUBIC)
         buffer = io.BytesIO()
@@ -1069,14 +1136,93 @@ class ReplicateEmulator(Emulator):
         with render_lock:
             with self._lock:
                 cached = self._images.get(p.id)
-            if cached is None and p.model in REPLICATE_STEP_MODELS:
-                cached = self._upscaled(p)
             if cached is None:
-                cached = render_image(p.id, p.size, p.output_format)
+                if p.model in REPLICATE_STEP_MODELS:
+                    cached = self._upscaled(p)
+                else:
+                    cached = render_image(p.id, p.size, p.output_format)
                 with self._lock:
                     if not p.expired:
                         self._images[p.id] = cached
             return cached
+
+    # ----------------------------------------------------------------- files
+
+    def _store_file(self, name: str, content_type: str, data: bytes, metadata: Any) -> _File:
+        with self._lock:
+            file = _File(
+                id=_new_prediction_id(),
+                name=name,
+                content_type=content_type,
+                data=data,
+                created=time.time(),
+                metadata=metadata if isinstance(metadata, dict) else {},
+            )
+            self.files[file.id] = file
+            return file
+
+    def _live_file(self, file_id: str) -> _File | None:
+        with self._lock:
+            file = self.files.get(file_id)
+            if file is None or time.time() >= file.created + FILE_LIFETIME:
+                return None
+            return file
+
+    def _delete_file(self, file_id: str) -> bool:
+        with self._lock:
+            if self.files.pop(file_id, None) is None:
+                return False
+            self.deleted_files.append(file_id)
+            return True
+
+    def _read_images(
+        self, name: str, value: Any
+    ) -> tuple[list[ReceivedImage], list[dict[str, str]]]:
+        """What a model would read from its image input, and 422 ``invalid_fields`` for
+        items it could not read: a ``data:`` URI that is not a real image, a URL that is
+        not one of this emulator's live files (the emulator fetches nothing else)."""
+        items = [value] if isinstance(value, str) else list(value or ())
+        images: list[ReceivedImage] = []
+        errors: list[dict[str, str]] = []
+        for index, item in enumerate(items):
+            where = f"input.{name}" if isinstance(value, str) else f"input.{name}.{index}"
+            image, problem = self._read_image(item)
+            if problem:
+                errors.append({"type": "invalid_file", "field": where, "description": problem})
+            elif image is not None:
+                images.append(image)
+        return images, errors
+
+    def _read_image(self, item: str) -> tuple[ReceivedImage | None, str]:
+        if item.startswith("data:"):
+            header, _, encoded = item.partition(",")
+            content_type = header.removeprefix("data:").split(";")[0] or "text/plain"
+            try:
+                data = (
+                    base64.b64decode(encoded, validate=True)
+                    if header.endswith(";base64")
+                    else encoded.encode()
+                )
+            except (binascii.Error, ValueError):
+                return None, "The data URI is not valid base64."
+            received = ReceivedImage("data", content_type, data)
+        elif item in self.remote_images:
+            received = ReceivedImage("url", "", self.remote_images[item])
+        else:
+            prefix = f"{self.base_url}/v1/files/"
+            file = self._live_file(item[len(prefix) :]) if item.startswith(prefix) else None
+            if file is None:
+                return None, (
+                    "Could not download the file at this URL (the emulator serves only its "
+                    "own /v1/files uploads)."
+                )
+            received = ReceivedImage("file", file.content_type, file.data, file.id)
+        try:
+            with Image.open(io.BytesIO(received.data)) as image:
+                image.verify()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            return None, "The file is not a valid image."
+        return received, ""
 
     # ----------------------------------------------------------------- webhooks
 
@@ -1211,6 +1357,9 @@ _GET_ROUTE = re.compile(r"/v1/predictions/([a-z0-9]+)/?")
 _CANCEL_ROUTE = re.compile(r"/v1/predictions/([a-z0-9]+)/cancel/?")
 _SECRET_ROUTE = re.compile(r"/v1/webhooks/default/secret/?")
 _FILE_ROUTE = re.compile(r"/files/([a-z0-9]+)/output\.([a-z]+)")
+_FILES_ROUTE = re.compile(r"/v1/files/?")
+_UPLOADED_ROUTE = re.compile(r"/v1/files/([a-z0-9]+)/?")
+_UPLOADED_CONTENT_ROUTE = re.compile(r"/v1/files/([a-z0-9]+)/download/?")
 
 
 class _Handler(Handler):
@@ -1273,8 +1422,10 @@ class _Handler(Handler):
         emulator = self.emulator
         path = urlsplit(self.path).path
         is_create = self.command == "POST" and _CREATE_ROUTE.fullmatch(path) is not None
+        is_upload = self.command == "POST" and _FILES_ROUTE.fullmatch(path) is not None
+        limit = emulator.max_file_bytes if is_upload else emulator.max_request_bytes
         try:
-            body, too_large = self._read_body(emulator.max_request_bytes), False
+            body, too_large = self._read_body(limit), False
         except BodyTooLarge:
             body, too_large = b"", True
         except ValueError:
@@ -1295,11 +1446,12 @@ class _Handler(Handler):
         if too_large:
             if is_create:
                 emulator._count("create_rejected")
-            self._problem(
-                413,
-                f"Request body exceeds {emulator.max_request_bytes} bytes.",
-                "Payload Too Large",
+            detail = (
+                "Files must be less than 100MB in size"
+                if is_upload
+                else f"Request body exceeds {emulator.max_request_bytes} bytes."
             )
+            self._problem(413, detail, "Payload Too Large")
             return
 
         routes: list[tuple[str, re.Pattern[str], Callable[..., None]]] = [
@@ -1309,6 +1461,10 @@ class _Handler(Handler):
             ("GET", _GET_ROUTE, lambda m: self._get(m[1])),
             ("GET", _SECRET_ROUTE, lambda m: self._secret()),
             ("GET", _FILE_ROUTE, lambda m: self._download(m[1], m[2])),
+            ("POST", _FILES_ROUTE, lambda m: self._upload(body)),
+            ("GET", _UPLOADED_ROUTE, lambda m: self._file(m[1])),
+            ("DELETE", _UPLOADED_ROUTE, lambda m: self._file(m[1], delete=True)),
+            ("GET", _UPLOADED_CONTENT_ROUTE, lambda m: self._file_content(m[1])),
         ]
         path_matched = False
         for method, pattern, action in routes:
@@ -1360,6 +1516,10 @@ class _Handler(Handler):
             reject(400, "The request body is not valid JSON.", "Bad Request")
             return
         errors = validate_prediction_request(model, payload)
+        images: list[ReceivedImage] = []
+        image_input = (REPLICATE_MODELS.get(model) or REPLICATE_STEP_MODELS[model]).image_input
+        if not errors and image_input and payload["input"].get(image_input):
+            images, errors = emulator._read_images(image_input, payload["input"][image_input])
         if errors:
             reject(
                 422, _validation_detail(errors), "Input validation failed", invalid_fields=errors
@@ -1389,7 +1549,7 @@ class _Handler(Handler):
                 )
                 return
 
-        prediction_id = emulator._create(model, payload, cancel_after)
+        prediction_id = emulator._create(model, payload, cancel_after, images)
         # Faults that strike once the prediction exists (and is billed): the ambiguous
         # cases, where a client must not simply send the create again.
         fault = emulator._take_fault("create", {"hang", "drop"})
@@ -1409,6 +1569,65 @@ class _Handler(Handler):
             self._json(202, prediction, {"Location": prediction["urls"]["get"]})
         else:
             self._json(201, prediction)
+
+    def _upload(self, body: bytes) -> None:
+        """``POST /v1/files``: multipart ``content`` (required), ``filename``, ``type``,
+        ``metadata``; answers 201 with the file object."""
+        emulator = self.emulator
+        emulator._count("upload")
+        fault = self._request_fault("upload", {"server_error", "drop", "file_too_large"})
+        if fault is not None and fault.kind == "drop":
+            self._drop()
+            return
+        if fault is not None and fault.kind == "file_too_large":
+            self._problem(413, "Files must be less than 100MB in size", "Payload Too Large")
+            return
+        if fault is not None:
+            self._answer_server_error(fault)
+            return
+        fields = _multipart_fields(self.headers.get("Content-Type", ""), body)
+        if fields is None or "content" not in fields:
+            self._problem(
+                400, "The request must be multipart/form-data with a content field.", "Bad Request"
+            )
+            return
+        content, content_filename, content_type = fields["content"]
+        name = fields.get("filename", (b"", "", ""))[0].decode("utf-8", "replace")
+        kind = fields.get("type", (b"", "", ""))[0].decode("ascii", "replace")
+        try:
+            metadata = json.loads(fields.get("metadata", (b"{}", "", ""))[0] or b"{}")
+        except ValueError:
+            self._problem(400, "metadata must be valid JSON.", "Bad Request")
+            return
+        file = emulator._store_file(
+            name or content_filename or "file",
+            kind or content_type or "application/octet-stream",
+            content,
+            metadata,
+        )
+        self._json(201, file.to_json(emulator.base_url))
+
+    def _file(self, file_id: str, *, delete: bool = False) -> None:
+        emulator = self.emulator
+        emulator._count("file_delete" if delete else "file_get")
+        if delete:
+            if emulator._delete_file(file_id):
+                self._send(204, b"", "text/plain")
+            else:
+                self._problem(404, "File not found", "Not found")
+            return
+        file = emulator._live_file(file_id)
+        if file is None:
+            self._problem(404, "File not found", "Not found")
+        else:
+            self._json(200, file.to_json(emulator.base_url))
+
+    def _file_content(self, file_id: str) -> None:
+        file = self.emulator._live_file(file_id)
+        if file is None:
+            self._problem(404, "File not found", "Not found")
+        else:
+            self._send(200, file.data, file.content_type)
 
     def _reject_with_fault(self, fault: Fault, reject: Callable[..., None]) -> None:
         if fault.kind == "throttle":
@@ -1554,6 +1773,24 @@ class _Handler(Handler):
             sent += len(piece)
         if not content_length:
             self.wfile.write(b"0\r\n\r\n")
+
+
+def _multipart_fields(content_type: str, body: bytes) -> dict[str, tuple[bytes, str, str]] | None:
+    """A multipart/form-data body as ``{name: (bytes, filename, content type)}``."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return None
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        return None
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            payload = part.get_payload(decode=True) or b""
+            fields[str(name)] = (payload, part.get_filename() or "", part.get_content_type())
+    return fields
 
 
 # --------------------------------------------------------------------------- CLI
