@@ -221,7 +221,7 @@ def create_generation(
         params.update(picked.input)
     params.update(input or {})
     sent = route.validate(prompt, params)
-    next_steps = clean_steps(steps if steps is not None else active.steps if active else None)
+    next_steps = clean_steps(steps if steps is not None else active.steps if active else None, sent)
 
     row = GeneratedImage(
         provider=route.alias,

@@ -24,6 +24,7 @@ from django.dispatch import receiver
 
 from .attach import attach
 from .conf import app_settings
+from .dimensions import image_size
 from .exceptions import NanoBananaError
 from .lifecycle import fail
 from .models import GeneratedImage
@@ -132,8 +133,12 @@ def unknown_step(name: Any) -> str:
     )
 
 
-def clean_steps(names: Iterable[str] | None) -> list[str]:
-    """The step names to record, or ``ValidationError`` on ``steps`` naming the fix."""
+def clean_steps(names: Iterable[str] | None, params: Mapping[str, Any] | None = None) -> list[str]:
+    """The step names to record, or ``ValidationError`` on ``steps`` naming the fix.
+
+    With the first image's ``params``, a chain whose image would grow past
+    ``MAX_IMAGE_PIXELS`` is refused too: it would be billed, then refused when stored.
+    """
     if names is None:
         return []
     if isinstance(names, str) or not all(isinstance(n, str) for n in names):
@@ -143,7 +148,33 @@ def clean_steps(names: Iterable[str] | None) -> list[str]:
         problem = get_step(name).problem()
         if problem:
             raise ValidationError({"steps": [problem]})
+    problem = _too_large(cleaned, params or {})
+    if problem:
+        raise ValidationError({"steps": [problem]})
     return cleaned
+
+
+def _too_large(names: list[str], params: Mapping[str, Any]) -> str | None:
+    """Why the chain's last image would pass ``MAX_IMAGE_PIXELS``, if it would."""
+    try:
+        width, height = image_size(
+            str(params.get("aspect_ratio") or "1:1"), str(params.get("resolution") or "1K")
+        )
+    except ValueError:
+        return None  # a size we cannot foresee: the store step checks it
+    for name in names:
+        scale = get_step(name).input.get("scale")
+        if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0:
+            width, height = int(width * scale), int(height * scale)
+            if width * height > app_settings.MAX_IMAGE_PIXELS:
+                return (
+                    f"The {name} step would make a {width}x{height} image "
+                    f"({width * height / 1e6:.1f} megapixels), more than "
+                    f"NANOBANANA['MAX_IMAGE_PIXELS'] ({app_settings.MAX_IMAGE_PIXELS / 1e6:g} "
+                    "megapixels) allows, so it would be billed and then refused. Ask for a "
+                    "lower resolution, or a step with a smaller 'scale', or raise the cap."
+                )
+    return None
 
 
 def request_input(row: GeneratedImage) -> dict[str, Any]:

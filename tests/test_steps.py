@@ -19,6 +19,7 @@ from nanobanana_django.services import (
     retry_generation,
 )
 from nanobanana_django.signals import pre_generation
+from tests.test_admin_browser import TIMEOUT, browser, loaded, save_screenshot  # noqa: F401
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -300,3 +301,64 @@ def test_another_upscaler_gets_the_image_in_the_input_its_step_names(replicate, 
     assert list(sent["input"]) == ["img"] and sent["input"]["img"].startswith("data:image/jpeg")
     article.refresh_from_db()
     assert article.header_image.name == final.parent.image.name
+
+
+def test_a_generations_page_links_it_to_its_steps(replicate, admin_client):
+    final = generate_for(Article.objects.create(title="Dunes"), steps=["upscale"])
+    first = final.parent
+
+    for row, other in ((final, first), (first, final)):
+        page = admin_client.get(f"/admin/nanobanana_django/generatedimage/{row.pk}/change/")
+        html = page.content.decode()
+        assert f"<strong>#{row.pk} {'Upscale' if row is final else 'Generation'}</strong>" in html
+        assert f'/admin/nanobanana_django/generatedimage/{other.pk}/change/"' in html
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.test_admin")
+def test_an_editor_sees_the_upscale_linked_to_the_generation_it_ran_on(
+    live_server, request, admin_user, replicate
+):
+    driver = request.getfixturevalue("browser")  # tests.test_admin_browser's Chromium
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    article = Article.objects.create(title="Ten quiet cafés in Lisbon", topic="travel")
+    final = generate_for(article, steps=["upscale"])
+    assert final.status == Status.SUCCEEDED, final.error_message
+    wait = WebDriverWait(driver, TIMEOUT)
+    driver.get(f"{live_server.url}/admin/login/?next=/admin/nanobanana_django/generatedimage/")
+    driver.find_element(By.NAME, "username").send_keys(admin_user.username)
+    driver.find_element(By.NAME, "password").send_keys("password")
+    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait.until(EC.presence_of_element_located((By.ID, "result_list")))
+    driver.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+
+    driver.get(f"{live_server.url}/admin/nanobanana_django/generatedimage/{final.pk}/change/")
+    steps = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "ol.nanobanana-steps")))
+    assert steps.text.splitlines() == [
+        f"#{final.parent_id} Generation Succeeded",
+        f"#{final.pk} Upscale Succeeded",
+    ]
+    preview = driver.find_element(By.CSS_SELECTOR, ".nanobanana-preview img")
+    wait.until(lambda driver: loaded(driver, preview))
+    assert "2752 × 1536 px" in driver.find_element(By.ID, "content").text
+    save_screenshot(driver, "step-row.png")
+
+    steps.find_element(By.LINK_TEXT, f"#{final.parent_id} Generation").click()
+    wait.until(EC.url_contains(f"/generatedimage/{final.parent_id}/change/"))
+    assert "1376 × 768 px" in driver.find_element(By.ID, "content").text
+
+
+def test_an_upscale_past_the_pixel_cap_is_refused_before_anything_is_billed(replicate):
+    article = Article.objects.create(title="Glaciers")
+
+    with pytest.raises(ValidationError) as caught:
+        create_generation(article, input={"resolution": "4K"}, steps=["upscale"])
+
+    (message,) = caught.value.message_dict["steps"]
+    assert "would make a 11008x6144 image (67.6 megapixels)" in message
+    assert "NANOBANANA['MAX_IMAGE_PIXELS'] (40 megapixels)" in message
+    assert not GeneratedImage.objects.exists() and replicate.created_count == 0
+    assert create_generation(article, input={"resolution": "2K"}, steps=["upscale"]).next_steps

@@ -49,6 +49,7 @@ from .display import (
     status_badge,
 )
 from .spend import spend_view, warn_near_budget
+from .steps import step_chain
 
 Status = GeneratedImage.Status
 
@@ -77,7 +78,10 @@ class GeneratedImageAdmin(admin.ModelAdmin):
     list_select_related = ("content_type",)
     actions = ("retry_generations", "cancel_generations", "regenerate", "use_images")
     fieldsets = (
-        (None, {"fields": ("preview", "status_label", "content_object_link", "error")}),
+        (
+            None,
+            {"fields": ("preview", "status_label", "content_object_link", "error", "steps_label")},
+        ),
         (
             _("Request"),
             {
@@ -101,6 +105,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         ),
     )
     readonly_fields = (
+        "steps_label",
         "cost_label",
         "preview",
         "status_label",
@@ -246,6 +251,11 @@ class GeneratedImageAdmin(admin.ModelAdmin):
             row.error_message,
             gettext("Error code: %(code)s") % {"code": row.error_code or "—"},
         )
+
+    @admin.display(description=_("steps"))
+    def steps_label(self, row: GeneratedImage) -> str:
+        """The generation and the steps run on its image, linked (docs/steps.md)."""
+        return step_chain(self.admin_site, row)
 
     @admin.display(description=_("input parameters"))
     def parameters(self, row: GeneratedImage) -> str:
