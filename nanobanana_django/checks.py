@@ -463,6 +463,7 @@ def check_steps(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
             problem = step.problem()
             if problem:
                 messages.append(checks.Error(problem, hint=hint, id="nanobanana.E017"))
+    messages.extend(_check_step_prices([steps[n] for n in steps if n in site_steps or n in used]))
     for preset in presets.values():
         for name in preset.steps:
             if name not in steps:
@@ -475,6 +476,31 @@ def check_steps(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
                         id="nanobanana.E017",
                     )
                 )
+    return messages
+
+
+def _check_step_prices(in_use: list[Any]) -> list[checks.CheckMessage]:
+    """With a site budget, a step's model needs a price too, or its images are not counted."""
+    from .costs import price_of
+
+    if app_settings.DAILY_BUDGET is None and app_settings.MONTHLY_BUDGET is None:
+        return []
+    messages: list[checks.CheckMessage] = []
+    for step in in_use:
+        if step.problem():
+            continue  # E017
+        route = step.route()
+        model = step.model_on(route)
+        if price_of(route.alias, model, None) is None:
+            messages.append(
+                checks.Warning(
+                    f"A budget is set, but the step {step.name!r} ({model} on {route.alias!r}) "
+                    "has no price: its images would not be counted against it.",
+                    hint=f"Add NANOBANANA['PRICES'] = {{{route.alias!r}: {{{model!r}: "
+                    "{'*': '0.0025'}}} in NANOBANANA['CURRENCY'] (docs/steps.md).",
+                    id="nanobanana.W009",
+                )
+            )
     return messages
 
 

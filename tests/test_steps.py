@@ -362,3 +362,43 @@ def test_an_upscale_past_the_pixel_cap_is_refused_before_anything_is_billed(repl
     assert "NANOBANANA['MAX_IMAGE_PIXELS'] (40 megapixels)" in message
     assert not GeneratedImage.objects.exists() and replicate.created_count == 0
     assert create_generation(article, input={"resolution": "2K"}, steps=["upscale"]).next_steps
+
+
+def test_a_budget_without_a_price_for_a_steps_model_is_a_warning(settings):
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "DAILY_BUDGET": "5",
+        "PRESETS": {"hires": {"steps": ["upscale"]}},
+    }
+
+    warnings = [m.msg for m in checks.run_checks() if m.id == "nanobanana.W009"]
+
+    assert any("the step 'upscale' (nightmareai/real-esrgan on 'replicate')" in w for w in warnings)
+    settings.NANOBANANA = {**settings.NANOBANANA, "PRICES": PRICES}
+    warnings = [m.msg for m in checks.run_checks() if m.id == "nanobanana.W009"]
+    assert not any("step" in w for w in warnings)
+
+
+def test_a_step_on_a_prompt_driven_provider_sends_its_instruction_and_the_image(
+    replicate, gemini_emulator, settings
+):
+    """Any provider whose model takes an image can run a step: here Gemini, told what to do."""
+    gemini = gemini_emulator.settings("gemini")["PROVIDERS"]
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "PROVIDERS": {**settings.NANOBANANA.get("PROVIDERS", {}), **gemini},
+        "STEPS": {"polish": {"provider": "gemini", "prompt": "Sharpen this image, keep all"}},
+    }
+
+    final = generate_image("A kite over the dunes", steps=["polish"])
+
+    assert final.status == Status.SUCCEEDED, final.error_message
+    assert (final.provider, final.step, final.prompt) == (
+        "gemini",
+        "polish",
+        "Sharpen this image, keep all",
+    )
+    (call,) = [r for r in gemini_emulator.requests if ":generateContent" in r.path]
+    parts = call.body["contents"][-1]["parts"]
+    assert parts[0]["text"] == "Sharpen this image, keep all"
+    assert parts[1]["inlineData"]["mimeType"] == "image/jpeg"
