@@ -88,8 +88,8 @@ def generate_for(
         steps=steps,
     )
     row = run_generation(row.pk)
-    if row.status == Status.SUCCEEDED:
-        _show_attached_image(obj)
+    if row.status == Status.SUCCEEDED or row.kind == GeneratedImage.Kind.STEP:
+        _show_attached_image(obj)  # a failed step may have attached the image before it
     return row
 
 

@@ -1,6 +1,7 @@
 """Multi-model steps: an upscale after generation, each step its own linked, billed row."""
 
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from nanobanana_django.conf import app_settings
 from nanobanana_django.models import GeneratedImage
 from nanobanana_django.pipeline import complete_generation, run_generation
+from nanobanana_django.poller import requeue_lost
 from nanobanana_django.providers.replicate_models import UPSCALER
 from nanobanana_django.services import (
     create_generation,
@@ -94,6 +96,7 @@ def test_generate_and_upscale_makes_two_linked_rows_and_attaches_the_upscaled_im
     assert sent["scale"] == 2 and "prompt" not in sent
     assert sent["image"].startswith(("data:image/", replicate.base_url))
     # The article shows the upscaled image: 2x each side.
+    assert article.header_image.name == final.image.name
     article.refresh_from_db()
     assert article.header_image.name == final.image.name != first.image.name
     assert (final.width, final.height) == (2 * first.width, 2 * first.height)
@@ -113,6 +116,7 @@ def test_a_failed_upscale_leaves_the_generated_image_attached_and_says_so(replic
     )
     assert final.error_message.endswith(f"the generated image #{first.pk} was attached instead.")
     assert final.prediction_id and final.prediction_id != first.prediction_id
+    assert article.header_image.name == first.image.name  # generate_for shows it on `article`
     article.refresh_from_db()
     assert article.header_image.name == first.image.name
 
@@ -402,3 +406,28 @@ def test_a_step_on_a_prompt_driven_provider_sends_its_instruction_and_the_image(
     parts = call.body["contents"][-1]["parts"]
     assert parts[0]["text"] == "Sharpen this image, keep all"
     assert parts[1]["inlineData"]["mimeType"] == "image/jpeg"
+
+
+def test_a_step_whose_hand_over_was_lost_is_run_by_the_watchdog(
+    replicate, django_capture_on_commit_callbacks
+):
+    """A worker dying after the parent's success and before queueing the step: the STEP row
+    was created with that success, queued, and the watchdog hands it out again."""
+    article = Article.objects.create(title="Harvest")
+    first = create_generation(article, steps=["upscale"])
+    replicate.latency = 0.2
+    run_generation(first.pk, wait=False)
+    time.sleep(0.3)
+    with django_capture_on_commit_callbacks(execute=False):  # the hand-over never happens
+        complete_generation(first.pk)
+    step = GeneratedImage.objects.get(kind=Kind.STEP, status=Status.QUEUED)
+    GeneratedImage.objects.filter(pk=step.pk).update(
+        created_at=step.created_at - timedelta(minutes=2)
+    )
+
+    assert requeue_lost() == 1
+
+    step.refresh_from_db()
+    assert step.status == Status.SUCCEEDED, step.error_message
+    article.refresh_from_db()
+    assert article.header_image.name == step.image.name
