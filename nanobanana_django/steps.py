@@ -231,15 +231,15 @@ def start_next(row: GeneratedImage) -> GeneratedImage | None:
             raise
         reason = "another generation for this object was started meanwhile"
     except (ImproperlyConfigured, ValidationError) as exc:
-        reason = _details(exc) if isinstance(exc, ValidationError) else str(exc)
+        reason = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
     logger.warning("Generation %s: step %r not started: %s", row.pk, name, reason)
     child.pk = None
     child.auto_attach = False  # never counts as this object's generation in flight
     child.status = Status.FAILED
     child.error_code = "step_not_started"
     child.error_message = (
-        f"The {name} step could not start: {reason.rstrip('.')}. "
-        f"{_fallback_sentence(row, will_attach=row.attaches_when_done)}"
+        f"The {name} step could not start: {reason.rstrip('.')}. The image #{row.pk} it was "
+        "to run on is used as if the generation had no steps."
     )
     child.save()
     return None

@@ -431,3 +431,26 @@ def test_a_step_whose_hand_over_was_lost_is_run_by_the_watchdog(
     assert step.status == Status.SUCCEEDED, step.error_message
     article.refresh_from_db()
     assert article.header_image.name == step.image.name
+
+
+def test_a_step_removed_from_the_settings_meanwhile_leaves_the_first_image_attached(replicate):
+    article = Article.objects.create(title="Lighthouses")
+    first = create_generation(article)
+    GeneratedImage.objects.filter(pk=first.pk).update(next_steps=["sharpen"])  # queued earlier
+
+    assert run_generation(first.pk).pk == first.pk
+
+    step = GeneratedImage.objects.get(kind=Kind.STEP)
+    assert (step.status, step.error_code, step.parent_id) == (
+        Status.FAILED,
+        "step_not_started",
+        first.pk,
+    )
+    assert step.error_message.startswith("The sharpen step could not start: There is no step")
+    assert step.error_message.endswith(
+        f"The image #{first.pk} it was to run on is used as if the generation had no steps."
+    )
+    article.refresh_from_db()
+    first.refresh_from_db()
+    assert article.header_image.name == first.image.name
+    assert replicate.created_count == 1
