@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files.storage import InvalidStorageError, storages
 
 from .conf import PLACEHOLDER, app_settings
+from .grounding import problem_on
 from .providers.config import ProviderConfig, get_provider_config
 from .providers.replicate_models import REPLICATE_MODELS
 
@@ -385,6 +386,16 @@ def _check_content_models(default: str) -> list[checks.CheckMessage]:
             messages.append(checks.Error(str(exc), id="nanobanana.E006"))
             continue
         route = _route(config.provider or default)
+        grounding = problem_on(config.grounding, route) if route is not None else None
+        if grounding:
+            messages.append(
+                checks.Error(
+                    f"NANOBANANA['MODELS'][{label!r}]['grounding']: {grounding}",
+                    hint="Remove 'grounding', or give the model a 'provider' whose model can "
+                    "ground (docs/grounding.md).",
+                    id="nanobanana.E013",
+                )
+            )
         if route is None or not config.input:
             continue
         try:

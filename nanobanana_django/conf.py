@@ -22,7 +22,7 @@ SETTINGS_NAME = "NANOBANANA"
 PLACEHOLDER = "placeholder"
 REPLICATE = "replicate"
 
-#: The keys of a ``PRESETS`` entry (``references`` only as "not yet").
+#: The keys of a ``PRESETS`` entry.
 PRESET_KEYS = (
     "label",
     "input",
@@ -31,6 +31,7 @@ PRESET_KEYS = (
     "provider",
     "references",
     "steps",
+    "grounding",
 )
 
 #: The keys of a ``STEPS`` entry.
@@ -211,8 +212,8 @@ class AppSettings:
         built-in ones: ``{"name": {"input": {...}, "prompt_guidance": "...", ...}}``.
 
         Default ``{}``. Keys: ``label``, ``input``, ``prompt_guidance``, ``prompt_template``,
-        ``provider``, ``steps`` (names in ``STEPS``, docs/steps.md); ``references`` is not
-        supported yet (docs/presets.md).
+        ``provider``, ``references`` (a reference set's name, docs/references.md), ``steps``
+        (names in ``STEPS``, docs/steps.md).
         """
         value = self._get("PRESETS", {})
         fix = "For example {'newsletter': {'input': {'aspect_ratio': '3:2'}}}."
@@ -223,14 +224,6 @@ class AppSettings:
                 raise self._error("PRESETS", f"has the name {name!r}", "Use 1 to 50 characters.")
             if not isinstance(entry, Mapping):
                 raise self._error("PRESETS", f"[{name!r}] must be a dict", fix)
-            for key in ("references",):
-                if entry.get(key):
-                    raise self._error(
-                        "PRESETS",
-                        f"[{name!r}][{key!r}] is not supported yet",
-                        f"Remove {key!r}: reference sets and post-processing steps are not "
-                        "in this version (docs/presets.md).",
-                    )
             unknown = sorted(set(entry) - set(PRESET_KEYS))
             if unknown:
                 raise self._error(
@@ -240,7 +233,7 @@ class AppSettings:
                 )
             if not isinstance(entry.get("input", {}), Mapping):
                 raise self._error("PRESETS", f"[{name!r}]['input'] must be a dict", fix)
-            for key in ("label", "prompt_guidance", "prompt_template", "provider"):
+            for key in ("label", "prompt_guidance", "prompt_template", "provider", "references"):
                 if entry.get(key) is not None and not isinstance(entry[key], str):
                     raise self._error(
                         "PRESETS", f"[{name!r}][{key!r}] must be a string", "Give text."
@@ -469,6 +462,12 @@ class AppSettings:
     def MAX_IMAGE_PIXELS(self) -> int:
         """Largest width x height accepted (decompression-bomb guard). Default 40 megapixels."""
         return int(self._positive_number("MAX_IMAGE_PIXELS", 40_000_000))
+
+    @property
+    def MAX_REFERENCE_BYTES(self) -> int:
+        """Largest reference image accepted, in bytes. Default 7 MiB: fourteen of them still
+        fit the providers' request limits better than fourteen 50 MiB ones."""
+        return int(self._positive_number("MAX_REFERENCE_BYTES", 7 * 1024 * 1024))
 
     # Content models -------------------------------------------------------------------
 

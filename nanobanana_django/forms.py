@@ -8,6 +8,9 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from . import grounding as grounding_
+from .models import ReferenceSet
+from .references import ADVICE
 from .specs import MAX_PROMPT_LENGTH, ModelSpec
 
 #: Model inputs an editor may choose in the admin, in the order they are shown.
@@ -18,6 +21,23 @@ CHOICE_LABELS = {
     "jpg": _("JPEG"),
     "png": _("PNG"),
 }
+
+
+class MultipleImageInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class ReferenceFilesField(forms.FileField):
+    """Any number of uploaded images (checked by :mod:`.references` when queued)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleImageInput(attrs={"accept": "image/*"}))
+        super().__init__(**kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        files = data if isinstance(data, (list, tuple)) else [data] if data else []
+        clean_one = super().clean
+        return [clean_one(file, initial) for file in files]
 
 
 class GenerateHeaderImageForm(forms.Form):
@@ -41,12 +61,27 @@ class GenerateHeaderImageForm(forms.Form):
     )
     aspect_ratio = forms.ChoiceField(label=_("Aspect ratio"))
     output_format = forms.ChoiceField(label=_("Output format"))
+    grounding = forms.ChoiceField(
+        label=_("Grounding"),
+        required=False,
+        choices=list(grounding_.LABELS.items()),
+        help_text=grounding_.HELP_TEXT,
+    )
     prompt = forms.CharField(
         label=_("Prompt"),
         required=False,
         max_length=MAX_PROMPT_LENGTH,
         strip=True,
         widget=forms.Textarea(attrs={"rows": 5, "cols": 80, "class": "vLargeTextField"}),
+    )
+    reference_set = forms.ChoiceField(
+        label=_("Reference set"),
+        required=False,
+        help_text=ADVICE,
+    )
+    references = ReferenceFilesField(
+        label=_("Reference images"),
+        required=False,
     )
     replace = forms.BooleanField(
         label=_("Replace existing images"),
@@ -62,9 +97,20 @@ class GenerateHeaderImageForm(forms.Form):
         several: bool,
         presets: Sequence[tuple[str, str]] = (),
         default_preset: str | None = None,
+        grounding: str = grounding_.OFF,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if grounding_.can_ground(spec):
+            self.fields["grounding"].initial = grounding
+            if not grounding_.can_ground(spec, grounding_.IMAGE):
+                self.fields["grounding"].choices = [
+                    (value, label)
+                    for value, label in self.fields["grounding"].choices
+                    if value != grounding_.IMAGE
+                ]
+        else:
+            del self.fields["grounding"]
         none = [] if default_preset else [("", _("None"))]
         self.fields["preset"].choices = [*none, *presets]
         self.fields["preset"].initial = default_preset or ""
@@ -76,6 +122,17 @@ class GenerateHeaderImageForm(forms.Form):
             field = self.fields[name]
             field.choices = [(value, CHOICE_LABELS.get(value, value)) for value in allowed]
             field.initial = defaults.get(name, spec.defaults.get(name))
+        if spec.image_limit > 0:
+            self.fields["reference_set"].choices = [
+                ("", _("The preset's or the model's, if any")),
+                *((item.name, str(item)) for item in ReferenceSet.objects.order_by("name")),
+            ]
+            self.fields["references"].help_text = _(
+                "Images for this request only, sent after the set's: JPEG, PNG or WebP. At most "
+                "%(limit)d images in all, the set's included."
+            ) % {"limit": spec.image_limit}
+        else:
+            del self.fields["reference_set"], self.fields["references"]
         if several:
             self.fields["prompt"].help_text = _(
                 "Leave empty to give each object its own prompt (shown above). "
@@ -104,3 +161,16 @@ class GenerateHeaderImageForm(forms.Form):
 
     def preset_choice(self) -> str | None:
         return self.cleaned_data["preset"] or None
+
+    def grounding_choice(self) -> str | None:
+        """The grounding the editor chose, when changed (else the preset's or model's)."""
+        if "grounding" not in self.fields or "grounding" not in self.changed_data:
+            return None
+        return self.cleaned_data["grounding"] or None
+
+    def reference_set_choice(self) -> str | None:
+        """The set picked to replace the preset's or the model's, if any."""
+        return self.cleaned_data.get("reference_set") or None
+
+    def reference_files(self) -> list[Any]:
+        return self.cleaned_data.get("references") or []

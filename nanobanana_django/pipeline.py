@@ -385,6 +385,8 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
     }
     if prediction.predict_time is not None:
         done["predict_time"] = prediction.predict_time
+    if prediction.provider_state:
+        done["provider_state"] = prediction.provider_state
     if prediction.usage:
         done["usage"] = prediction.usage
         costs.settle(row, provider.cost_from_usage(prediction.usage))

@@ -18,6 +18,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.template import TemplateSyntaxError
 
+from . import grounding as grounding_
 from .conf import app_settings
 from .prompts import clean_prompt, compile_template
 
@@ -41,6 +42,10 @@ class Preset:
     prompt_template: str | None = None
     #: The provider alias this preset's images go to (default: the model's or the site's).
     provider: str | None = None
+    #: ``"web"``, ``"image"`` or ``"off"`` (:mod:`nanobanana_django.grounding`), over ``input``.
+    grounding: str | None = None
+    #: The name of the reference set whose images go with every prompt (docs/references.md).
+    references: str | None = None
     #: Post-processing steps run on its images, in order (``NANOBANANA["STEPS"]``).
     steps: tuple[str, ...] = ()
 
@@ -62,6 +67,9 @@ class Preset:
                 f"{route.alias!r}): {details} Pick another preset, or send this one to a provider "
                 "whose model takes these inputs (the preset's 'provider')."
             )
+        problem = grounding_.problem_on(self.grounding, route)
+        if problem:
+            return f"The preset {self.name!r} asks for grounding. {problem}"
         return None
 
 
@@ -98,6 +106,7 @@ BUILTIN_PRESETS: dict[str, dict[str, Any]] = {
         "label": "Brand work (2K)",
         "input": {"resolution": "2K"},
         "prompt_guidance": "Consistent, on-brand style, colours and mood.",
+        "references": "brand",
     },
     "print": {
         "label": "Print (4K, 4:3)",
@@ -161,5 +170,9 @@ def _build(name: str, entry: dict[str, Any]) -> Preset:
         prompt_guidance=" ".join((entry.get("prompt_guidance") or "").split()),
         prompt_template=template,
         provider=entry.get("provider") or None,
+        grounding=grounding_.setting_value(
+            entry.get("grounding"), f"NANOBANANA['PRESETS'][{name!r}]['grounding']"
+        ),
+        references=entry.get("references") or None,
         steps=tuple(entry.get("steps") or ()),  # checked by nanobanana.E017
     )

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.html import strip_tags
 from django.utils.module_loading import import_string
 
+from . import grounding as grounding_
 from .conf import app_settings
 from .presets import get_presets, unknown_preset
 from .prompts import compile_template
@@ -38,6 +39,8 @@ OPTION_KEYS = (
     "preset",
     "daily_budget",
     "monthly_budget",
+    "grounding",
+    "references",
 )
 
 
@@ -74,6 +77,10 @@ class ContentConfig:
     #: This model's own caps, on top of the site's (``DAILY_BUDGET``, ``MONTHLY_BUDGET``).
     daily_budget: Decimal | None = None
     monthly_budget: Decimal | None = None
+    #: ``"web"``, ``"image"`` or ``"off"`` (:mod:`nanobanana_django.grounding`), over ``input``.
+    grounding: str | None = None
+    #: The name of the reference set sent with this model's prompts (docs/references.md).
+    references: str | None = None
 
     @property
     def image_model_field(self) -> models.Field:
@@ -243,6 +250,8 @@ def build_config(label: str, options: dict[str, Any]) -> ContentConfig:
         preset=_preset_name(options.get("preset"), where),
         daily_budget=_budget(options.get("daily_budget"), f"{where}['daily_budget']"),
         monthly_budget=_budget(options.get("monthly_budget"), f"{where}['monthly_budget']"),
+        grounding=grounding_.setting_value(options.get("grounding"), f"{where}['grounding']"),
+        references=_set_name(options.get("references"), where),
     )
 
 
@@ -264,6 +273,17 @@ def _provider_alias(value: Any, where: str) -> str | None:
     if not isinstance(value, str):
         raise ImproperlyConfigured(
             f"{where}['provider'] must be a provider alias such as 'gemini', as a string."
+        )
+    return value
+
+
+def _set_name(value: Any, where: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ImproperlyConfigured(
+            f"{where}['references'] must be the name of a reference set, such as 'brand', as "
+            "a string (docs/references.md)."
         )
     return value
 

@@ -20,10 +20,12 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, connections, models, transaction
 
+from . import grounding as grounding_
 from .adapter import get_adapter
 from .attach import attach
 from .conf import app_settings
 from .dispatcher import ensure_dispatcher, uses_dispatcher
+from .edits import create_edit, edit_generation, thread_of
 from .exceptions import AlreadyHasImage, GenerationInProgress, Interrupted, NanoBananaError
 from .lifecycle import cancel as cancel_row
 from .lifecycle import fail
@@ -31,6 +33,8 @@ from .models import GeneratedImage
 from .pipeline import complete_generation, run_generation
 from .presets import Preset, get_preset, get_presets
 from .providers import get_provider, get_provider_config
+from .references import for_retry as references_for_retry
+from .references import resolve as resolve_references
 from .registry import ContentConfig, get_config
 from .runners import IMMEDIATE, enqueue_generation
 from .steps import clean_steps, get_steps, retry_step
@@ -43,12 +47,16 @@ __all__ = [
     "build_prompt",
     "cancel_generation",
     "complete_generation",
+    "create_edit",
     "create_generation",
+    "edit_generation",
     "generate_for",
     "generate_image",
+    "queue_edit",
     "queue_generation",
     "retry_generation",
     "run_generation",
+    "thread_of",
     "use_generation",
 ]
 
@@ -65,14 +73,17 @@ def generate_for(
     overwrite: bool = False,
     provider: str | None = None,
     preset: str | None = None,
+    grounding: str | None = None,
+    references: Any = None,
     steps: list[str] | None = None,
 ) -> GeneratedImage:
     """Generate a header image for ``obj`` now, in this process, and attach it.
 
     ``obj`` must belong to a model registered in ``NANOBANANA["MODELS"]``. The prompt
     is built from its title and topic unless given; ``preset`` names a preset
-    (default: the model's); ``steps`` names post-processing steps (default: the
-    preset's), run here too: the last step's row is returned. Raises ``ValidationError`` for
+    (default: the model's); ``references`` adds reference images (docs/references.md);
+    ``steps`` names post-processing steps (default: the preset's), run here too: the last
+    step's row is returned. Raises ``ValidationError`` for
     bad input, :class:`AlreadyHasImage` when ``obj`` has an image and ``overwrite`` is
     false, and :class:`GenerationInProgress` when one is already under way (all
     before anything is sent). Provider failures do not raise: they end as a
@@ -85,6 +96,8 @@ def generate_for(
         overwrite=overwrite,
         provider=provider,
         preset=preset,
+        grounding=grounding,
+        references=references,
         steps=steps,
     )
     row = run_generation(row.pk)
@@ -116,6 +129,8 @@ def generate_image(
     input: dict[str, Any] | None = None,
     provider: str | None = None,
     preset: str | None = None,
+    grounding: str | None = None,
+    references: Any = None,
     steps: list[str] | None = None,
 ) -> GeneratedImage:
     """Generate an image for a bare prompt now; the result is ``row.image``.
@@ -124,7 +139,14 @@ def generate_image(
     With ``steps`` (or the preset's) the last step's row is returned.
     """
     row = create_generation(
-        None, prompt=prompt, input=input, provider=provider, preset=preset, steps=steps
+        None,
+        prompt=prompt,
+        input=input,
+        provider=provider,
+        preset=preset,
+        grounding=grounding,
+        references=references,
+        steps=steps,
     )
     return run_generation(row.pk)
 
@@ -138,6 +160,8 @@ def queue_generation(
     provider: str | None = None,
     preset: str | None = None,
     image_checked: bool = False,
+    grounding: str | None = None,
+    references: Any = None,
     steps: list[str] | None = None,
 ) -> GeneratedImage:
     """Record a generation and run it in the background after the transaction commits.
@@ -154,6 +178,8 @@ def queue_generation(
         provider=provider,
         preset=preset,
         image_checked=image_checked,
+        grounding=grounding,
+        references=references,
         steps=steps,
     )
     transaction.on_commit(partial(_enqueue, row.pk, row.provider))
@@ -169,6 +195,8 @@ def create_generation(
     provider: str | None = None,
     preset: str | None = None,
     image_checked: bool = False,
+    grounding: str | None = None,
+    references: Any = None,
     steps: list[str] | None = None,
 ) -> GeneratedImage:
     """Validate a request and record it as a ``queued`` row; nothing is sent yet.
@@ -180,10 +208,16 @@ def create_generation(
     registration's, else its default preset's, else ``NANOBANANA["PROVIDER"]``. A
     preset the provider cannot honour is a ``ValidationError`` on ``preset``.
     ``image_checked`` says the caller has just seen the object's image field empty in
-    the database (the publish hook), saving a query. ``steps`` (default: the active
-    preset's) are recorded in ``next_steps``; an unknown or unusable one is a
-    ``ValidationError`` on ``steps`` (docs/steps.md).
+    the database (the publish hook), saving a query. ``grounding`` (``"web"``,
+    ``"image"``, ``"off"``; default: as the presets and registration say) is a
+    ``ValidationError`` on ``grounding`` where the model cannot ground
+    (:mod:`nanobanana_django.grounding`). ``references`` (set names, images, or a list
+    of them) and the set the picked preset, the registration or the default preset
+    names are checked here and recorded on the row (:mod:`.references`). ``steps``
+    (default: the active preset's) are recorded in ``next_steps``; an unknown or unusable
+    one is a ``ValidationError`` on ``steps`` (docs/steps.md).
     """
+    grounding = grounding_.call_value(grounding)
     params = dict(app_settings.DEFAULT_INPUT)
     config: ContentConfig | None = None
     if obj is not None:
@@ -205,9 +239,11 @@ def create_generation(
             raise ValidationError({"preset": [problem]})
         if default is not None:
             params.update(default.input)
+            params = grounding_.apply(params, default.grounding, route)
     if obj is not None and config is not None:
         adapter = get_adapter()
         params.update(adapter.get_input(obj, config))
+        params = grounding_.apply(params, config.grounding, route)
         if not overwrite and not image_checked and config.has_image(obj):
             raise AlreadyHasImage(
                 f"{config.label} {obj.pk} already has an image in "
@@ -219,7 +255,9 @@ def create_generation(
             prompt = _build_prompt(obj, config, picked, default)
     if picked is not None:
         params.update(picked.input)
+        params = grounding_.apply(params, picked.grounding, route)
     params.update(input or {})
+    params = grounding_.apply(params, grounding, route)
     sent = route.validate(prompt, params)
     next_steps = clean_steps(steps if steps is not None else active.steps if active else None, sent)
 
@@ -235,15 +273,36 @@ def create_generation(
     if obj is not None and config is not None:
         row.content_object = obj
         row.target_field = config.image_field
+    checked = resolve_references(
+        references,
+        default_set=_default_set(picked, config, default),
+        spec=route.spec(),
+        other_images=1 if row.parent_id and row.kind in (row.Kind.EDIT, row.Kind.STEP) else 0,
+    )
     try:
         with transaction.atomic():
+            row.reference_images = checked.save()
             row.save()
     except IntegrityError:
+        checked.discard()
         # The partial unique constraint: another request queued one a moment ago.
         if obj is not None and config is not None:
             _refuse_if_in_progress(obj, config)
         raise
     return row
+
+
+def _default_set(
+    picked: Preset | None, config: ContentConfig | None, default: Preset | None
+) -> tuple[str, str] | None:
+    """The reference set sent unless the call names one, and who named it."""
+    if picked is not None and picked.references:
+        return picked.references, f"the preset {picked.name!r}"
+    if config is not None and config.references:
+        return config.references, f"NANOBANANA['MODELS'][{config.label!r}]['references']"
+    if default is not None and default.references:
+        return default.references, f"the preset {default.name!r}"
+    return None
 
 
 def build_prompt(obj: models.Model, *, preset: str | None = None) -> str:
@@ -287,6 +346,21 @@ def _build_prompt(
     return active.apply_guidance(prompt) if active is not None else prompt
 
 
+def queue_edit(
+    row: GeneratedImage,
+    instruction: str,
+    *,
+    attach: bool = False,
+    input: dict[str, Any] | None = None,
+    requested_by: Any = None,
+) -> GeneratedImage:
+    """Record an edit of ``row`` (:func:`~nanobanana_django.edits.create_edit`) and run it
+    in the background after the transaction commits; returns the ``queued`` child."""
+    child = create_edit(row, instruction, attach=attach, input=input, requested_by=requested_by)
+    transaction.on_commit(partial(_enqueue, child.pk, child.provider))
+    return child
+
+
 def use_generation(row: GeneratedImage) -> bool:
     """Attach ``row``'s image to its object, replacing the one it has: an editor's choice
     of an edit, a variant or an older version. Returns False when the object is gone."""
@@ -311,8 +385,11 @@ def cancel_generation(row: GeneratedImage) -> bool:
 
 
 def retry_generation(row: GeneratedImage, *, overwrite: bool | None = None) -> GeneratedImage:
-    """Queue a new generation with ``row``'s prompt, inputs, preset, steps and object; a
-    failed step is run again on the same image."""
+    """Queue a new generation with ``row``'s prompt, inputs, preset, references, steps and
+    object; a failed step is run again on the same image.
+
+    A reference set is sent as it is now, so a retry after fixing a set uses the fix.
+    """
     if row.kind == GeneratedImage.Kind.STEP:
         return retry_step(row)
     return queue_generation(
@@ -321,6 +398,7 @@ def retry_generation(row: GeneratedImage, *, overwrite: bool | None = None) -> G
         input=dict(row.input_params),
         overwrite=row.overwrite if overwrite is None else overwrite,
         preset=row.preset if row.preset in get_presets() else None,  # kept unless removed
+        references=references_for_retry(row),
         steps=[name for name in row.next_steps if name in get_steps()],  # kept unless removed
     )
 

@@ -69,6 +69,28 @@ def test_the_demo_works_offline_with_placeholders(run, tmp_path):
             assert image.size == (1376, 768)
 
 
+def test_the_demo_seeds_a_brand_kit_that_its_house_style_preset_sends(run, tmp_path):
+    assert run("migrate").returncode == 0
+    script = (
+        "from blog.management.commands.demo import seed_brand_kit; seed_brand_kit(); "
+        "seed_brand_kit(); "  # twice: no duplicates
+        "from nanobanana_django.services import create_generation; "
+        "row = create_generation(None, prompt='A harbour at dawn', preset='house_style'); "
+        "print([entry['name'] for entry in row.reference_images])"
+    )
+    result = run("shell", "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['Palette', 'Wordmark', 'Pattern']"
+    with sqlite3.connect(tmp_path / "demo.sqlite3") as db:
+        files = [
+            name for (name,) in db.execute("select image from nanobanana_django_referenceimage")
+        ]
+    assert len(files) == 3
+    for name in files:
+        with Image.open(tmp_path / "media" / name) as image:
+            assert image.format == "PNG" and image.size == (1000, 600)
+
+
 def test_the_command_against_the_emulator_bills_one_prediction(run, tmp_path, replicate_emulator):
     emulator_env = {
         "REPLICATE_API_TOKEN": replicate_emulator.token,

@@ -1,6 +1,7 @@
 """Images sent with the prompt (edits, steps, reference images) reach each provider."""
 
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -278,6 +279,16 @@ def test_inline_image_bytes_decides_what_is_uploaded(replicate_emulator):
     assert [i.via for i in replicate_emulator.images_received()] == ["file"]
 
 
+def test_images_past_the_total_inline_budget_are_uploaded(monkeypatch, replicate_emulator):
+    spec = dataclasses.replace(REPLICATE_MODELS["google/nano-banana-2"], max_inline_bytes=200_000)
+    monkeypatch.setitem(REPLICATE_MODELS, spec.name, spec)
+    images = tuple(ImageInput(large_png(180), "image/png", f"{i}.png") for i in range(2))
+    with provider_for(replicate_emulator, inline_image_bytes=10**6) as provider:
+        provider.submit(request_with(images))
+
+    assert [i.via for i in replicate_emulator.images_received()] == ["data", "file"]
+
+
 def test_a_lost_create_with_images_is_found_again(replicate_emulator):
     images = (
         ImageInput(small_png((9, 9, 9)), "image/png", "a.png"),
@@ -414,6 +425,9 @@ def test_gemini_receives_the_images_as_inline_parts_after_the_prompt_in_order(
 
 def test_a_gemini_edit_sends_the_parent_image_inline(gemini, article):
     parent = generate_for(article)
+    # Without a kept turn (with one, the turn is replayed instead: tests/test_edits.py).
+    GeneratedImage.objects.filter(pk=parent.pk).update(provider_state={})
+    parent.refresh_from_db()
     gemini.reset()
     child = run_generation(edit_of(parent, "add a lighthouse").pk)
 
@@ -461,3 +475,21 @@ def test_an_edit_on_the_placeholder_works_without_a_key(settings, article, brand
 
     assert child.status == Status.SUCCEEDED, child.error_message
     assert child.is_placeholder
+
+
+def test_a_placeholder_edit_follows_the_shape_of_the_image_it_edits(settings):
+    from nanobanana_django.providers.placeholder import PlaceholderProvider
+
+    tall = io.BytesIO()
+    Image.new("RGB", (90, 160), (1, 2, 3)).save(tall, format="PNG")
+    request = GenerationRequest(
+        model="google/nano-banana-2",
+        input={"prompt": "make it night", "aspect_ratio": "match_input_image"},
+        images=(ImageInput(tall.getvalue(), "image/png", "parent.png", role="parent"),),
+        generation_id="7",
+    )
+
+    prediction = PlaceholderProvider().submit(request)
+
+    with Image.open(io.BytesIO(prediction.content)) as made:
+        assert made.size == (768, 1376)  # 9:16 at 1K, as the model would match it

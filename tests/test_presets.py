@@ -16,6 +16,7 @@ from nanobanana_django.services import (
     retry_generation,
 )
 from tests.test_admin import articles_url, confirm, run_action
+from tests.test_references import make_set
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -66,6 +67,8 @@ def sent_to_gemini(emulator):
 @pytest.mark.parametrize("name", list(BUILTIN_PRESETS))
 def test_a_preset_sets_every_input_it_promises_on_replicate(replicate, name):
     article = Article.objects.create(title="The harbour festival", topic="events")
+    if name == "brand":
+        make_set("brand", 2)  # the brand preset sends the site's brand kit
     row = generate_for(article, preset=name)
 
     assert row.status == GeneratedImage.Status.SUCCEEDED, row.error_message
@@ -79,6 +82,8 @@ def test_a_preset_sets_every_input_it_promises_on_replicate(replicate, name):
 @pytest.mark.parametrize("name", list(BUILTIN_PRESETS))
 def test_a_preset_sets_every_input_it_promises_on_gemini(gemini, name):
     article = Article.objects.create(title="The harbour festival", topic="events")
+    if name == "brand":
+        make_set("brand", 2)  # the brand preset sends the site's brand kit
     row = generate_for(article, preset=name)
 
     assert row.status == GeneratedImage.Status.SUCCEEDED, row.error_message
@@ -222,7 +227,7 @@ def test_a_site_entry_with_a_built_in_name_changes_only_the_keys_it_gives(settin
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [
-        ({"references": ["brand-kit"]}, "'references'] is not supported yet"),
+        ({"references": ["brand-kit"]}, "['references'] must be a string"),
         ({"steps": "crop"}, "['steps'] must be a list of step names"),
         ({"inputs": {}}, "unknown keys ['inputs']"),
         ({"input": "2K"}, "['input'] must be a dict"),

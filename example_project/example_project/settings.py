@@ -133,6 +133,16 @@ NANOBANANA = {
     "PUBLIC_URL": os.environ.get("NANOBANANA_PUBLIC_URL", ""),
     # Without it, the secret is fetched once from Replicate and cached.
     "WEBHOOK_SECRET": os.environ.get("REPLICATE_WEBHOOK_SECRET", ""),
+    # A site preset that sends the demo's brand kit (the reference set "brand", seeded by
+    # `manage.py demo`); pick it on the admin's Generate header image page.
+    "PRESETS": {
+        "house_style": {
+            "label": "House style (2K, 16:9, brand kit)",
+            "input": {"resolution": "2K", "aspect_ratio": "16:9"},
+            "prompt_guidance": "In the colours, shapes and mood of the brand references.",
+            "references": "brand",
+        },
+    },
     "MODELS": {
         "blog.Article": {
             "title_field": "title",

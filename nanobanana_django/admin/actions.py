@@ -20,11 +20,13 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from .. import grounding
 from ..conf import app_settings
 from ..forms import GenerateHeaderImageForm
 from ..models import GeneratedImage
 from ..presets import get_presets
 from ..providers import get_provider_config
+from ..references import store_uploads
 from ..registry import ContentConfig, find_config
 from ..services import AlreadyHasImage, GenerationInProgress, build_prompt, queue_generation
 from .display import admin_url, breadcrumbs, current_image_url, object_label, report
@@ -89,12 +91,17 @@ def generate_header_image(
         "several": several,
         "presets": [(name, preset.label) for name, preset in presets.items()],
         "default_preset": config.preset,
+        "grounding": grounding.configured(
+            (app_settings.DEFAULT_INPUT, None),
+            (default.input if default else None, default.grounding if default else None),
+            (config.input, config.grounding),
+        ),
         "initial": {} if several else {"prompt": build_prompt(objects[0])},
     }
     if not request.POST.get("post"):
         form = GenerateHeaderImageForm(**form_options)
     else:
-        form = GenerateHeaderImageForm(request.POST, **form_options)
+        form = GenerateHeaderImageForm(request.POST, request.FILES, **form_options)
         if form.is_valid():
             try:
                 # All or nothing: a rejected input rolls back the rows queued before it,
@@ -128,6 +135,10 @@ def _queue_generations(
     form: GenerateHeaderImageForm,
 ) -> tuple[int, list[str]]:
     queued, skipped = 0, []
+    # Uploaded once, shared by every selected object's generation.
+    own = store_uploads(form.reference_files()) if "references" in form.fields else []
+    chosen = form.reference_set_choice() if "reference_set" in form.fields else None
+    references = [*([chosen] if chosen else []), *own] or None
     for obj in objects:
         label = object_label(obj)
         if not modeladmin.has_change_permission(request, obj):
@@ -140,6 +151,8 @@ def _queue_generations(
                 input=form.model_input(),
                 overwrite=form.cleaned_data["replace"],
                 preset=form.preset_choice(),
+                grounding=form.grounding_choice(),
+                references=references,
             )
         except AlreadyHasImage:
             skipped.append(

@@ -25,6 +25,7 @@ from django.utils.text import Truncator, capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from .. import grounding
 from ..costs import money
 from ..models import GeneratedImage
 from ..registry import find_config
@@ -48,6 +49,8 @@ from .display import (
     report,
     status_badge,
 )
+from .edits import edit_view, thread_context
+from .references import sent_references
 from .spend import spend_view, warn_near_budget
 from .steps import step_chain
 
@@ -88,6 +91,8 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                 "fields": (
                     "prompt",
                     "parameters",
+                    "grounding_label",
+                    "references_sent",
                     "model_name",
                     "provider_label",
                     "overwrite",
@@ -112,6 +117,8 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         "content_object_link",
         "error",
         "parameters",
+        "grounding_label",
+        "references_sent",
         "provider_label",
         "image_facts",
         "duration_label",
@@ -252,6 +259,10 @@ class GeneratedImageAdmin(admin.ModelAdmin):
             gettext("Error code: %(code)s") % {"code": row.error_code or "—"},
         )
 
+    @admin.display(description=_("reference images"))
+    def references_sent(self, row: GeneratedImage) -> str:
+        return sent_references(row)
+
     @admin.display(description=_("steps"))
     def steps_label(self, row: GeneratedImage) -> str:
         """The generation and the steps run on its image, linked (docs/steps.md)."""
@@ -273,6 +284,10 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                 ),
             ),
         )
+
+    @admin.display(description=_("grounding"))
+    def grounding_label(self, row: GeneratedImage) -> str:
+        return grounding.label(grounding.of_input(row.input_params))
 
     @admin.display(description=_("provider"))
     def provider_label(self, row: GeneratedImage) -> str:
@@ -417,6 +432,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
                 view(self.use_image_view),
                 name=f"{prefix}_use",
             ),
+            path("<path:object_id>/edit/", view(self.edit_view), name=f"{prefix}_edit"),
             *(
                 path(
                     f"<path:object_id>/{operation}/",
@@ -440,6 +456,10 @@ class GeneratedImageAdmin(admin.ModelAdmin):
             raise Http404
         getattr(self, ROW_ACTIONS[operation])(request, queryset)
         return redirect(admin_url(self.admin_site, self.opts, "change", unquote(object_id)))
+
+    def edit_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Queue an edit of one generation from the form on its page (admin/edits.py)."""
+        return edit_view(self, request, object_id)
 
     def use_image_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Confirm, then make a succeeded generation the image of its object."""
@@ -496,8 +516,12 @@ class GeneratedImageAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         row = self.get_object(request, unquote(object_id))
         tools = self._tools(request, row) if row is not None else []
+        thread = thread_context(self, request, row) if row is not None else None
         return super().change_view(
-            request, object_id, form_url, {**(extra_context or {}), "nanobanana_tools": tools}
+            request,
+            object_id,
+            form_url,
+            {**(extra_context or {}), "nanobanana_tools": tools, "nanobanana_thread": thread},
         )
 
     def _tools(self, request: HttpRequest, row: GeneratedImage) -> list[dict[str, Any]]:

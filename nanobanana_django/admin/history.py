@@ -33,7 +33,7 @@ class GenerationHistoryInline(GenericTabularInline):
     model = GeneratedImage
     ct_field = "content_type"
     ct_fk_field = "object_id"
-    fields = ("preview", "status_label", "created_at", "request_summary", "use_link")
+    fields = ("preview", "status_label", "created_at", "request_summary", "use_link", "edit_link")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -121,4 +121,20 @@ class GenerationHistoryInline(GenericTabularInline):
             '<a role="button" class="button nanobanana-use-button" href="{}">{}</a>',
             url,
             gettext("Use this image"),
+        )
+
+    @admin.display(description=_("edit"))
+    def edit_link(self, row: GeneratedImage) -> str:
+        """To the version's page, where its "Edit this image" form and thread are."""
+        if (
+            row.status != Status.SUCCEEDED
+            or not row.image
+            or not getattr(self, "can_attach", False)
+        ):
+            return "—"
+        url = admin_url(self.admin_site, GeneratedImage._meta, "change", row.pk)
+        if url is None:
+            return "—"
+        return format_html(
+            '<a class="nanobanana-edit-link" href="{}#nanobanana-edit">{}</a>', url, gettext("Edit")
         )

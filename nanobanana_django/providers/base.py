@@ -72,6 +72,9 @@ class Prediction:
     content: bytes | None = field(default=None, repr=False)
     #: What the provider reports it billed (Gemini's ``usageMetadata`` token counts).
     usage: dict[str, Any] | None = None
+    #: What to keep on the row to continue from this image in an edit
+    #: (``GeneratedImage.provider_state``); never image bytes.
+    provider_state: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -27,7 +27,14 @@ from ..exceptions import ImageTooLarge, OutputExpired
 from ..ratelimit import CreateRateLimiter
 from ..specs import ModelSpec, check_image_count
 from . import gemini_api
-from .base import SUCCEEDED, Capabilities, GenerationRequest, Prediction, Provider
+from .base import (
+    SUCCEEDED,
+    Capabilities,
+    GenerationRequest,
+    ImageInput,
+    Prediction,
+    Provider,
+)
 
 DEFAULT_MODEL = "gemini-3.1-flash-image"
 """Nano Banana 2 on the Gemini API (stable since May 2026). Ids get retired: it is an
@@ -167,13 +174,15 @@ class GeminiProvider(Provider):
         """Make the image (the call is held open until Google answers)."""
         params = request.input
         ratio = params.get("aspect_ratio")
+        history, images = _replayed(request)
         body = gemini_api.build_request(
             params["prompt"],
             aspect_ratio=None if ratio in (None, "match_input_image") else ratio,
             resolution=params.get("resolution"),
             google_search=bool(params.get("google_search")),
             image_search=bool(params.get("image_search")),
-            images=_images(request),
+            images=_images(request, images),
+            history=history,
         )
         result = self._client.generate(request.model or self._model, body)
         content = _as_format(result.image, result.info.format, params.get("output_format"))
@@ -182,6 +191,7 @@ class GeminiProvider(Provider):
             status=SUCCEEDED,
             content=content,
             usage=dict(result.usage),
+            provider_state=gemini_api.turn_state(body, result),
         )
 
     def cost_from_usage(self, usage: dict[str, Any]) -> Decimal | None:
@@ -210,6 +220,25 @@ class GeminiProvider(Provider):
         self._client.close()
 
 
+def _replayed(
+    request: GenerationRequest,
+) -> tuple[list[dict[str, Any]] | None, tuple[ImageInput, ...]]:
+    """(the earlier turns to replay, the images for this turn's parts).
+
+    An edit of an image this provider made continues its conversation: the parent's turn
+    is replayed with its thought signature and the stored image put back in it, so the
+    image is not sent a second time. Otherwise the parent's image goes inline with the
+    instruction, like any other image.
+    """
+    images = request.images
+    if request.previous_turn and images and images[0].role == "parent":
+        parent = images[0]
+        history = gemini_api.replay_history(request.previous_turn, parent.mime_type, parent.data)
+        if history is not None:
+            return history, images[1:]
+    return None, images
+
+
 def _image_tokens(usage: dict[str, Any]) -> int | None:
     """The image tokens of ``usageMetadata``: its IMAGE modality entry when it gives one,
     else the candidates' count (which then includes a few text tokens)."""
@@ -221,13 +250,14 @@ def _image_tokens(usage: dict[str, Any]) -> int | None:
     return count if isinstance(count, int) else None
 
 
-def _images(request: GenerationRequest) -> list[tuple[str, bytes]]:
-    """The user turn's images, inline after the prompt: the request's (the edited image
-    first, then references), then any ``data:`` URIs passed in ``image_input``."""
+def _images(request: GenerationRequest, images: tuple[ImageInput, ...]) -> list[tuple[str, bytes]]:
+    """The user turn's images, inline after the prompt: ``images`` (the request's, the
+    edited image first, then references, less an image a replayed turn carries), then any
+    ``data:`` URIs passed in ``image_input``."""
     given = request.input.get("image_input") or ()
     check_image_count(SPEC, len(request.images) + len(given))
     return [
-        *((image.mime_type, image.data) for image in request.images),
+        *((image.mime_type, image.data) for image in images),
         *(_decode(item) for item in given),
     ]
 

@@ -70,6 +70,8 @@ __all__ = [
     "build_request",
     "next_history",
     "parse_response",
+    "replay_history",
+    "turn_state",
 ]
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
@@ -286,6 +288,65 @@ def _checked_turn(turn: Mapping[str, Any], index: int) -> dict[str, Any]:
 def next_history(body: Mapping[str, Any], result: GeminiResult) -> list[dict[str, Any]]:
     """The ``history`` for the next turn of an edit: this call's turns plus the model's."""
     return [copy.deepcopy(turn) for turn in body["contents"]] + [copy.deepcopy(result.model_turn)]
+
+
+STORED_IMAGE = "nanobanana:stored-image"
+"""Stands in a kept model turn for the image's bytes, which are in storage."""
+
+
+def turn_state(body: Mapping[str, Any], result: GeminiResult) -> dict[str, Any]:
+    """What to keep of this call to continue from its image in a later edit, without bytes:
+    the user turn's text and the model's answer with its ``thoughtSignature`` s, the image
+    part's data replaced by :data:`STORED_IMAGE` and thought drafts left out."""
+    user = body["contents"][-1]
+    texts = [p for p in user.get("parts", []) if isinstance(p, dict) and "text" in p]
+    model_parts = []
+    for part in result.model_turn.get("parts", []):
+        if not isinstance(part, dict) or part.get("thought") is True:
+            continue
+        part = copy.deepcopy(part)
+        inline = part.get("inlineData")
+        if isinstance(inline, dict):
+            part["inlineData"] = {"mimeType": inline.get("mimeType", ""), "data": STORED_IMAGE}
+        model_parts.append(part)
+    return {
+        "gemini": {
+            "user": {"role": "user", "parts": copy.deepcopy(texts)},
+            "model": {"role": "model", "parts": model_parts},
+        }
+    }
+
+
+def replay_history(
+    state: Mapping[str, Any] | None, mime_type: str, image: bytes
+) -> list[dict[str, Any]] | None:
+    """The ``history`` that continues from a kept :func:`turn_state`, its image put back
+    from ``image`` (the stored copy); ``None`` when the state cannot be replayed (none
+    kept, another provider's, no signed image part), so the image is sent inline instead."""
+    kept = state.get("gemini") if isinstance(state, Mapping) else None
+    if not isinstance(kept, Mapping):
+        return None
+    user, model = kept.get("user"), kept.get("model")
+    if not (isinstance(user, Mapping) and isinstance(model, Mapping)):
+        return None
+    parts = []
+    restored = False
+    for part in model.get("parts") or []:
+        part = copy.deepcopy(part)
+        inline = part.get("inlineData") if isinstance(part, dict) else None
+        if isinstance(inline, dict) and inline.get("data") == STORED_IMAGE:
+            if not part.get("thoughtSignature"):
+                return None
+            encoded = base64.b64encode(image).decode("ascii")
+            part["inlineData"] = {"mimeType": mime_type, "data": encoded}
+            restored = True
+        parts.append(part)
+    if not restored or not user.get("parts"):
+        return None
+    return [
+        _checked_turn(copy.deepcopy(dict(user)), 0),
+        _checked_turn({"role": "model", "parts": parts}, 1),
+    ]
 
 
 # --------------------------------------------------------------------------- responses

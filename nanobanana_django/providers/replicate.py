@@ -243,21 +243,32 @@ class ReplicateProvider(Provider):
         self, request: GenerationRequest, spec: ModelSpec, uploaded: list[str]
     ) -> dict[str, Any]:
         """The input with ``request.images`` in the model's image input, in order, each as a
-        ``data:`` URI when small, else uploaded through the Files API (never a storage URL)."""
+        ``data:`` URI when small (and while the request's data: URIs stay within the
+        spec's ``max_inline_bytes``), else uploaded through the Files API (never a storage
+        URL)."""
         if not request.images:
             return request.input
-        uris = [self._image_uri(image, uploaded) for image in request.images]
+        given = _given_images(request, spec)
+        room = spec.max_inline_bytes - sum(len(u) for u in given if str(u).startswith("data:"))
+        uris = []
+        for image in request.images:
+            uri = self._image_uri(image, uploaded, room)
+            if uri.startswith("data:"):
+                room -= len(uri)
+            uris.append(uri)
         model_input = dict(request.input)
         if spec.single_image:
             model_input[spec.image_input] = uris[0]
         else:
-            model_input[spec.image_input] = [*uris, *_given_images(request, spec)]
+            model_input[spec.image_input] = [*uris, *given]
         return model_input
 
-    def _image_uri(self, image: ImageInput, uploaded: list[str]) -> str:
+    def _image_uri(self, image: ImageInput, uploaded: list[str], room: int) -> str:
         if len(image.data) <= self.inline_image_bytes:
             encoded = base64.b64encode(image.data).decode("ascii")
-            return f"data:{image.mime_type};base64,{encoded}"
+            uri = f"data:{image.mime_type};base64,{encoded}"
+            if len(uri) <= room:
+                return uri
         file_id, url = self._upload(image)
         uploaded.append(file_id)
         return url

@@ -661,6 +661,17 @@ def _validate(payload: Any, spec: _ModelSpec, require_signatures: bool) -> _Requ
                     prompt_texts.append(text)
                 seed.update(text.encode())
             elif inline is not None:
+                if (
+                    role == "model"
+                    and require_signatures
+                    and not _get(part, "thoughtSignature")
+                    and part.get("thought") is not True
+                ):
+                    raise _invalid(
+                        f"Image part is missing a thought_signature in content position "
+                        f"{c + 1}, part position {p + 1}. Replay the model's turn with its "
+                        "thoughtSignature."
+                    )
                 data = _inline_image(inline, where)
                 if role == "user":
                     images.append(data)

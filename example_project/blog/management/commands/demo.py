@@ -1,5 +1,6 @@
 """One command for the whole demo: migrate, seed, run a django-q2 cluster, serve."""
 
+import io
 import os
 import signal
 import subprocess
@@ -8,11 +9,13 @@ import time
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from PIL import Image, ImageDraw, ImageFont
 
 from blog.models import Article
-from nanobanana_django.models import GeneratedImage
+from nanobanana_django.models import GeneratedImage, ReferenceImage, ReferenceSet
 from nanobanana_django.providers import get_provider_config
 
 MANAGE = Path(__file__).resolve().parents[3] / "manage.py"
@@ -83,6 +86,7 @@ class Command(BaseCommand):
         User = get_user_model()
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.com", "admin")
+        seed_brand_kit()
         for title, topic, status in ARTICLES:
             Article.objects.get_or_create(
                 title=title,
@@ -105,3 +109,61 @@ class Command(BaseCommand):
                 self.stderr.write(f"Still {pending} queued after {timeout:g} s; serving anyway.")
                 return
             time.sleep(0.5)
+
+
+#: The demo's brand: a palette, a wordmark and a pattern, drawn here (no network).
+BRAND_COLOURS = ["#12355b", "#2a7f8e", "#e8765c", "#f2c57c", "#f7f1e5"]
+
+
+def seed_brand_kit():
+    """The reference set ``brand`` that the built-in ``brand`` preset and the demo's
+    ``house_style`` preset send with their prompts (docs/references.md)."""
+    kit, created = ReferenceSet.objects.get_or_create(
+        name="brand",
+        defaults={
+            "label": "Harbour Press brand kit",
+            "description": "Palette, wordmark and pattern of the demo's magazine.",
+        },
+    )
+    if not created and kit.images.exists():
+        return
+    for position, (caption, image) in enumerate(
+        [("Palette", _palette()), ("Wordmark", _wordmark()), ("Pattern", _pattern())]
+    ):
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        reference = ReferenceImage(
+            reference_set=kit, caption=caption, position=position, size_bytes=buffer.tell()
+        )
+        reference.image.save(f"{caption.lower()}.png", ContentFile(buffer.getvalue()), save=False)
+        reference.save()
+
+
+def _palette():
+    image = Image.new("RGB", (1000, 600), BRAND_COLOURS[-1])
+    draw = ImageDraw.Draw(image)
+    width = 1000 // len(BRAND_COLOURS)
+    for index, colour in enumerate(BRAND_COLOURS):
+        draw.rectangle([index * width, 0, (index + 1) * width, 600], fill=colour)
+    return image
+
+
+def _wordmark():
+    image = Image.new("RGB", (1000, 600), BRAND_COLOURS[-1])
+    draw = ImageDraw.Draw(image)
+    draw.ellipse([80, 200, 280, 400], fill=BRAND_COLOURS[2])
+    draw.rectangle([80, 298, 280, 302], fill=BRAND_COLOURS[-1])
+    font = ImageFont.load_default(size=96)
+    draw.text((320, 240), "Harbour", font=font, fill=BRAND_COLOURS[0])
+    draw.text((320, 340), "PRESS", font=ImageFont.load_default(size=48), fill=BRAND_COLOURS[1])
+    return image
+
+
+def _pattern():
+    image = Image.new("RGB", (1000, 600), BRAND_COLOURS[0])
+    draw = ImageDraw.Draw(image)
+    for row, y in enumerate(range(-50, 650, 100)):
+        for x in range(-50 + (row % 2) * 50, 1050, 100):
+            colour = BRAND_COLOURS[1 + (x // 100 + row) % 3]
+            draw.arc([x, y, x + 100, y + 100], 180, 360, fill=colour, width=14)
+    return image
