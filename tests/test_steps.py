@@ -347,7 +347,9 @@ def test_an_editor_sees_the_upscale_linked_to_the_generation_it_ran_on(
     ]
     preview = driver.find_element(By.CSS_SELECTOR, ".nanobanana-preview img")
     wait.until(lambda driver: loaded(driver, preview))
-    assert "2752 × 1536 px" in driver.find_element(By.ID, "content").text
+    content = driver.find_element(By.ID, "content").text
+    assert "2752 × 1536 px" in content
+    assert "Step: upscale of the version before" in content  # its card among the versions
     save_screenshot(driver, "step-row.png")
 
     steps.find_element(By.LINK_TEXT, f"#{final.parent_id} Generation").click()
