@@ -494,7 +494,11 @@ def _check_step_prices(in_use: list[Any]) -> list[checks.CheckMessage]:
     """With a site budget, a step's model needs a price too, or its images are not counted."""
     from .costs import price_of
 
-    if app_settings.DAILY_BUDGET is None and app_settings.MONTHLY_BUDGET is None:
+    try:
+        if app_settings.DAILY_BUDGET is None and app_settings.MONTHLY_BUDGET is None:
+            return []
+        app_settings.PRICES  # noqa: B018 - a bad value is E001, reported elsewhere
+    except ImproperlyConfigured:
         return []
     messages: list[checks.CheckMessage] = []
     for step in in_use:
