@@ -1,5 +1,6 @@
 """Multi-model steps: an upscale after generation, each step its own linked, billed row."""
 
+import re
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -21,6 +22,7 @@ from nanobanana_django.services import (
     retry_generation,
 )
 from nanobanana_django.signals import pre_generation
+from tests.test_admin import articles_url, confirm, run_action
 from tests.test_admin_browser import TIMEOUT, browser, loaded, save_screenshot  # noqa: F401
 from tests.testapp.models import Article
 
@@ -456,3 +458,46 @@ def test_a_step_removed_from_the_settings_meanwhile_leaves_the_first_image_attac
     first.refresh_from_db()
     assert article.header_image.name == first.image.name
     assert replicate.created_count == 1
+
+
+@pytest.mark.urls("tests.test_admin")
+def test_an_editor_ticks_upscale_on_the_generate_page(
+    replicate, admin_client, django_capture_on_commit_callbacks
+):
+    article = Article.objects.create(title="Old harbours")
+    page = run_action(admin_client, articles_url(), "generate_header_image", [article])
+    assert "Steps after generating" in page.content.decode()
+    assert upscale_box(page) is not None and "checked" not in upscale_box(page)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        confirm(admin_client, [article], steps=["upscale"])
+
+    step = GeneratedImage.objects.get(kind=Kind.STEP)
+    assert step.status == Status.SUCCEEDED, step.error_message
+    article.refresh_from_db()
+    assert article.header_image.name == step.image.name
+
+
+@pytest.mark.urls("tests.test_admin")
+def test_a_preset_with_steps_ticks_them_and_an_editor_can_untick_them(
+    replicate, admin_client, settings
+):
+    registered = settings.NANOBANANA["MODELS"]["testapp.Article"]
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "PRESETS": {"hires": {"steps": ["upscale"]}},
+        "MODELS": {"testapp.Article": {**registered, "preset": "hires"}},
+    }
+    article = Article.objects.create(title="Old harbours")
+    page = run_action(admin_client, articles_url(), "generate_header_image", [article])
+    assert "checked" in upscale_box(page)
+
+    confirm(admin_client, [article], preset="hires")  # the box unticked: no steps sent
+
+    (row,) = GeneratedImage.objects.all()
+    assert row.kind == Kind.GENERATE and row.next_steps == []
+
+
+def upscale_box(page):
+    match = re.search(r'<input[^>]*name="steps"[^>]*value="upscale"[^>]*>', page.content.decode())
+    return match and match.group(0)
