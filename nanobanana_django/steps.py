@@ -25,7 +25,7 @@ from django.dispatch import receiver
 from .attach import attach
 from .conf import app_settings
 from .dimensions import image_size
-from .exceptions import NanoBananaError
+from .exceptions import GenerationInProgress, NanoBananaError
 from .lifecycle import fail
 from .models import GeneratedImage
 from .providers.config import ProviderConfig, get_provider_config
@@ -310,8 +310,14 @@ def retry_step(row: GeneratedImage) -> GeneratedImage:
         auto_attach=row.auto_attach,
         review=row.review,
     )
-    with transaction.atomic():
-        retry.save()
+    try:
+        with transaction.atomic():
+            retry.save()
+    except IntegrityError:
+        raise GenerationInProgress(
+            f"The object of step {row.pk} already has a generation queued or running; wait for "
+            "it to finish or cancel it, then retry the step."
+        ) from None
     queue_step(retry)
     return retry
 

@@ -10,6 +10,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from nanobanana_django.conf import app_settings
+from nanobanana_django.exceptions import GenerationInProgress
 from nanobanana_django.models import GeneratedImage
 from nanobanana_django.pipeline import complete_generation, run_generation
 from nanobanana_django.poller import requeue_lost
@@ -501,3 +502,14 @@ def test_a_preset_with_steps_ticks_them_and_an_editor_can_untick_them(
 def upscale_box(page):
     match = re.search(r'<input[^>]*name="steps"[^>]*value="upscale"[^>]*>', page.content.decode())
     return match and match.group(0)
+
+
+def test_retrying_a_step_while_the_object_has_a_generation_in_flight_is_refused(
+    replicate, fail_the_step
+):
+    article = Article.objects.create(title="Night trains")
+    failed = generate_for(article, steps=["upscale"])
+    create_generation(article, overwrite=True)  # queued, holds the object's one slot
+
+    with pytest.raises(GenerationInProgress, match=f"The object of step {failed.pk} already"):
+        retry_generation(failed)
