@@ -456,6 +456,71 @@ def _check_presets(default: str) -> list[checks.CheckMessage]:
     return messages
 
 
+@checks.register(TAG)
+def check_steps(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every configured step can run, and every preset names steps that exist (steps.md)."""
+    from .presets import get_presets
+    from .steps import get_steps
+
+    try:
+        site_steps = set(app_settings.STEPS)
+        steps = get_steps()
+        presets = get_presets()
+    except ImproperlyConfigured:
+        return []  # E001, E012
+    hint = "See docs/steps.md."
+    messages: list[checks.CheckMessage] = []
+    used = {name for preset in presets.values() for name in preset.steps}
+    for name, step in steps.items():
+        if name in site_steps or name in used:
+            problem = step.problem()
+            if problem:
+                messages.append(checks.Error(problem, hint=hint, id="nanobanana.E017"))
+    messages.extend(_check_step_prices([steps[n] for n in steps if n in site_steps or n in used]))
+    for preset in presets.values():
+        for name in preset.steps:
+            if name not in steps:
+                messages.append(
+                    checks.Error(
+                        f"NANOBANANA['PRESETS'][{preset.name!r}]['steps'] names the step "
+                        f"{name!r}, which does not exist.",
+                        hint=f"Use one of {', '.join(map(repr, steps))}, or add {name!r} to "
+                        "NANOBANANA['STEPS'] (docs/steps.md).",
+                        id="nanobanana.E017",
+                    )
+                )
+    return messages
+
+
+def _check_step_prices(in_use: list[Any]) -> list[checks.CheckMessage]:
+    """With a site budget, a step's model needs a price too, or its images are not counted."""
+    from .costs import price_of
+
+    try:
+        if app_settings.DAILY_BUDGET is None and app_settings.MONTHLY_BUDGET is None:
+            return []
+        app_settings.PRICES  # noqa: B018 - a bad value is E001, reported elsewhere
+    except ImproperlyConfigured:
+        return []
+    messages: list[checks.CheckMessage] = []
+    for step in in_use:
+        if step.problem():
+            continue  # E017
+        route = step.route()
+        model = step.model_on(route)
+        if price_of(route.alias, model, None) is None:
+            messages.append(
+                checks.Warning(
+                    f"A budget is set, but the step {step.name!r} ({model} on {route.alias!r}) "
+                    "has no price: its images would not be counted against it.",
+                    hint=f"Add NANOBANANA['PRICES'] = {{{route.alias!r}: {{{model!r}: "
+                    "{'*': '0.0025'}}} in NANOBANANA['CURRENCY'] (docs/steps.md).",
+                    id="nanobanana.W009",
+                )
+            )
+    return messages
+
+
 def _messages(exc: Exception) -> str:
     message_dict = getattr(exc, "message_dict", None)
     if message_dict:

@@ -22,7 +22,7 @@ SETTINGS_NAME = "NANOBANANA"
 PLACEHOLDER = "placeholder"
 REPLICATE = "replicate"
 
-#: The keys of a ``PRESETS`` entry (``steps`` only as "not yet").
+#: The keys of a ``PRESETS`` entry.
 PRESET_KEYS = (
     "label",
     "input",
@@ -33,6 +33,9 @@ PRESET_KEYS = (
     "steps",
     "grounding",
 )
+
+#: The keys of a ``STEPS`` entry.
+STEP_KEYS = ("label", "provider", "model", "input", "image_input", "prompt")
 
 _DURATION_PART = re.compile(r"(\d+)(ms|h|m|s)")
 
@@ -226,8 +229,8 @@ class AppSettings:
         built-in ones: ``{"name": {"input": {...}, "prompt_guidance": "...", ...}}``.
 
         Default ``{}``. Keys: ``label``, ``input``, ``prompt_guidance``, ``prompt_template``,
-        ``provider``, ``references`` (a reference set's name, docs/references.md); ``steps``
-        is not supported yet (docs/presets.md).
+        ``provider``, ``references`` (a reference set's name, docs/references.md), ``steps``
+        (names in ``STEPS``, docs/steps.md).
         """
         value = self._get("PRESETS", {})
         fix = "For example {'newsletter': {'input': {'aspect_ratio': '3:2'}}}."
@@ -238,13 +241,6 @@ class AppSettings:
                 raise self._error("PRESETS", f"has the name {name!r}", "Use 1 to 50 characters.")
             if not isinstance(entry, Mapping):
                 raise self._error("PRESETS", f"[{name!r}] must be a dict", fix)
-            if entry.get("steps"):
-                raise self._error(
-                    "PRESETS",
-                    f"[{name!r}]['steps'] is not supported yet",
-                    "Remove 'steps': post-processing steps are not in this version "
-                    "(docs/presets.md).",
-                )
             unknown = sorted(set(entry) - set(PRESET_KEYS))
             if unknown:
                 raise self._error(
@@ -258,6 +254,48 @@ class AppSettings:
                 if entry.get(key) is not None and not isinstance(entry[key], str):
                     raise self._error(
                         "PRESETS", f"[{name!r}][{key!r}] must be a string", "Give text."
+                    )
+            steps = entry.get("steps")
+            if steps is not None and not _names(steps):
+                raise self._error(
+                    "PRESETS",
+                    f"[{name!r}]['steps'] must be a list of step names",
+                    "For example ['upscale'] (names in NANOBANANA['STEPS'], docs/steps.md).",
+                )
+        return {name: dict(entry) for name, entry in value.items()}
+
+    @property
+    def STEPS(self) -> dict[str, dict[str, Any]]:
+        """Post-processing steps run on a generated image, each its own billed generation,
+        added to (or replacing keys of) the built-in ``upscale``: ``{"name": {"provider":
+        "alias", "model": "owner/name", "input": {...}, "image_input": "image", "prompt":
+        "...", "label": "..."}}``. Default ``{}`` (docs/steps.md)."""
+        value = self._get("STEPS", {})
+        fix = "For example {'upscale': {'input': {'scale': 4}}} (docs/steps.md)."
+        if not isinstance(value, Mapping):
+            raise self._error("STEPS", "must be a dict", fix)
+        for name, entry in value.items():
+            if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_-]{1,50}", name):
+                raise self._error(
+                    "STEPS",
+                    f"has the name {name!r}",
+                    "Use 1 to 50 lower-case letters, digits, '_' or '-'.",
+                )
+            if not isinstance(entry, Mapping):
+                raise self._error("STEPS", f"[{name!r}] must be a dict", fix)
+            unknown = sorted(set(entry) - set(STEP_KEYS))
+            if unknown:
+                raise self._error(
+                    "STEPS",
+                    f"[{name!r}] has unknown keys {unknown}",
+                    f"Use {', '.join(STEP_KEYS)}.",
+                )
+            if not isinstance(entry.get("input", {}), Mapping):
+                raise self._error("STEPS", f"[{name!r}]['input'] must be a dict", fix)
+            for key in ("label", "provider", "model", "image_input", "prompt"):
+                if entry.get(key) is not None and not isinstance(entry[key], str):
+                    raise self._error(
+                        "STEPS", f"[{name!r}][{key!r}] must be a string", "Give text."
                     )
         return {name: dict(entry) for name, entry in value.items()}
 
@@ -648,6 +686,11 @@ class AppSettings:
 
 
 app_settings = AppSettings()
+
+
+def _names(value: Any) -> bool:
+    """Whether ``value`` is a list (or tuple) of non-empty strings."""
+    return isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
 
 
 def _decimal(key: str, value: Any, where: str) -> Decimal:

@@ -84,6 +84,15 @@ class GenerateHeaderImageForm(forms.Form):
         label=_("Reference images"),
         required=False,
     )
+    steps = forms.MultipleChoiceField(
+        label=_("Steps after generating"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_(
+            "Run on the image once it is made, each billed on its own; the last one's image is "
+            "attached. If a step fails, the image before it is attached instead."
+        ),
+    )
     replace = forms.BooleanField(
         label=_("Replace existing images"),
         required=False,
@@ -99,9 +108,13 @@ class GenerateHeaderImageForm(forms.Form):
         presets: Sequence[tuple[str, str]] = (),
         default_preset: str | None = None,
         grounding: str = grounding_.OFF,
+        steps: Sequence[tuple[str, str]] = (),
+        default_steps: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["steps"].choices = list(steps)  # type: ignore[attr-defined]
+        self.fields["steps"].initial = list(default_steps)
         if grounding_.can_ground(spec):
             self.fields["grounding"].initial = grounding
             if not grounding_.can_ground(spec, grounding_.IMAGE):
@@ -184,6 +197,12 @@ class GenerateHeaderImageForm(forms.Form):
         if "grounding" not in self.fields or "grounding" not in self.changed_data:
             return None
         return self.cleaned_data["grounding"] or None
+
+    def steps_choice(self) -> list[str] | None:
+        """The steps the editor ticked, when changed (else the preset's: docs/steps.md)."""
+        if "steps" not in self.changed_data:
+            return None
+        return list(self.cleaned_data["steps"])
 
     def reference_set_choice(self) -> str | None:
         """The set picked to replace the preset's or the model's, if any."""

@@ -58,6 +58,7 @@ from .registry import config_for_stored
 from .renditions import delete_renditions, make_renditions
 from .review import announce
 from .signals import image_generated
+from .steps import queue_step, queued_step_of, request_input, start_next
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,9 @@ def run_generation(
     placeholder, a quick sync answer) is finished either way.
 
     Safe to call any number of times for one row (a redelivered task): see the
-    module docstring. Returns the row as it ended (or as another worker has it).
+    module docstring. Returns the row as it ended (or as another worker has it); in the
+    foreground a row with steps goes on with them, and the last step's row is returned
+    (docs/steps.md).
     """
     row, step = claim(image_id)
     if step is None:
@@ -90,7 +93,7 @@ def run_generation(
             return
         _finish(row, provider, _wait(row, provider, prediction))
 
-    return _carry_out(row, provider, work, sync=wait)
+    return _continue(_carry_out(row, provider, work, sync=wait), foreground=wait)
 
 
 def complete_generation(
@@ -123,7 +126,18 @@ def complete_row(
         elif _overdue(row):
             _give_up(row, provider, current)
 
-    return _carry_out(row, provider, work)
+    return _continue(_carry_out(row, provider, work), foreground=False)
+
+
+def _continue(row: GeneratedImage, *, foreground: bool) -> GeneratedImage:
+    """Run the step that continues a succeeded ``row`` here (foreground), or queue it."""
+    successor = queued_step_of(row)
+    if successor is None:
+        return row
+    if foreground:
+        return run_generation(successor.pk)
+    queue_step(successor)
+    return row
 
 
 def _carry_out(
@@ -163,7 +177,11 @@ def _carry_out(
 def _request_for(row: GeneratedImage) -> GenerationRequest:
     return GenerationRequest(
         model=row.model_name,
-        input={"prompt": row.prompt, **row.input_params},
+        input=(
+            request_input(row)
+            if row.kind == GeneratedImage.Kind.STEP
+            else {"prompt": row.prompt, **row.input_params}
+        ),
         images=images_for(row),
         previous_turn=(row.parent.provider_state or None) if row.parent else None,
         title=_title_for(row),
@@ -382,7 +400,8 @@ def _store(row: GeneratedImage, provider: Provider, prediction: Prediction) -> N
         # "succeeded" and "attached" are one step: never one without the other.
         with transaction.atomic():
             finished = mark_succeeded(row, done)
-            if finished:
+            # With steps to run, the last step's image is attached, not this one.
+            if finished and not (row.next_steps and start_next(row)):
                 attached = row.attaches_when_done and _attach_quietly(row)
     except DatabaseError:
         delete_renditions(renditions, row.image.storage)

@@ -46,6 +46,8 @@ class Preset:
     grounding: str | None = None
     #: The name of the reference set whose images go with every prompt (docs/references.md).
     references: str | None = None
+    #: Post-processing steps run on its images, in order (``NANOBANANA["STEPS"]``).
+    steps: tuple[str, ...] = ()
 
     def apply_guidance(self, prompt: str) -> str:
         if not self.prompt_guidance:
@@ -172,4 +174,5 @@ def _build(name: str, entry: dict[str, Any]) -> Preset:
             entry.get("grounding"), f"NANOBANANA['PRESETS'][{name!r}]['grounding']"
         ),
         references=entry.get("references") or None,
+        steps=tuple(entry.get("steps") or ()),  # checked by nanobanana.E017
     )

@@ -46,6 +46,7 @@ from .review import (
     reject_generation,
 )
 from .runners import IMMEDIATE, enqueue_generation
+from .steps import clean_steps, get_steps, retry_step
 from .variants import choose_variant, create_batch
 
 __all__ = [
@@ -90,13 +91,15 @@ def generate_for(
     preset: str | None = None,
     grounding: str | None = None,
     references: Any = None,
+    steps: list[str] | None = None,
 ) -> GeneratedImage:
     """Generate a header image for ``obj`` now, in this process, and attach it.
 
     ``obj`` must belong to a model registered in ``NANOBANANA["MODELS"]``. The prompt
     is built from its title and topic unless given; ``preset`` names a preset
-    (default: the model's); ``references`` adds reference images (docs/references.md).
-    Raises ``ValidationError`` for
+    (default: the model's); ``references`` adds reference images (docs/references.md);
+    ``steps`` names post-processing steps (default: the preset's), run here too: the last
+    step's row is returned. Raises ``ValidationError`` for
     bad input, :class:`AlreadyHasImage` when ``obj`` has an image and ``overwrite`` is
     false, and :class:`GenerationInProgress` when one is already under way (all
     before anything is sent). Provider failures do not raise: they end as a
@@ -112,10 +115,11 @@ def generate_for(
         preset=preset,
         grounding=grounding,
         references=references,
+        steps=steps,
     )
     row = run_generation(row.pk)
-    if row.status == Status.SUCCEEDED:
-        _show_attached_image(obj)
+    if row.status == Status.SUCCEEDED or row.kind == GeneratedImage.Kind.STEP:
+        _show_attached_image(obj)  # a failed step may have attached the image before it
     return row
 
 
@@ -144,10 +148,12 @@ def generate_image(
     preset: str | None = None,
     grounding: str | None = None,
     references: Any = None,
+    steps: list[str] | None = None,
 ) -> GeneratedImage:
     """Generate an image for a bare prompt now; the result is ``row.image``.
 
     A ``preset`` gives its inputs; the prompt is sent as given, without its guidance.
+    With ``steps`` (or the preset's) the last step's row is returned.
     """
     row = create_generation(
         None,
@@ -157,6 +163,7 @@ def generate_image(
         preset=preset,
         grounding=grounding,
         references=references,
+        steps=steps,
     )
     return run_generation(row.pk)
 
@@ -172,6 +179,7 @@ def queue_generation(
     image_checked: bool = False,
     grounding: str | None = None,
     references: Any = None,
+    steps: list[str] | None = None,
 ) -> GeneratedImage:
     """Record a generation and run it in the background after the transaction commits.
 
@@ -189,6 +197,7 @@ def queue_generation(
         image_checked=image_checked,
         grounding=grounding,
         references=references,
+        steps=steps,
     )
     transaction.on_commit(partial(_enqueue, row.pk, row.provider))
     return row
@@ -206,6 +215,7 @@ def create_generation(
     grounding: str | None = None,
     references: Any = None,
     batch: uuid.UUID | None = None,
+    steps: list[str] | None = None,
 ) -> GeneratedImage:
     """Validate a request and record it as a ``queued`` row; nothing is sent yet.
 
@@ -221,7 +231,9 @@ def create_generation(
     ``ValidationError`` on ``grounding`` where the model cannot ground
     (:mod:`nanobanana_django.grounding`). ``references`` (set names, images, or a list
     of them) and the set the picked preset, the registration or the default preset
-    names are checked here and recorded on the row (:mod:`.references`). ``batch`` makes the row a
+    names are checked here and recorded on the row (:mod:`.references`). ``steps``
+    (default: the active preset's) are recorded in ``next_steps``; an unknown or unusable
+    one is a ``ValidationError`` on ``steps`` (docs/steps.md). ``batch`` makes the row a
     candidate of that batch (:func:`queue_variants`): it waits for an editor's pick.
     """
     grounding = grounding_.call_value(grounding)
@@ -266,6 +278,7 @@ def create_generation(
     params.update(input or {})
     params = grounding_.apply(params, grounding, route)
     sent = route.validate(prompt, params)
+    next_steps = clean_steps(steps if steps is not None else active.steps if active else None, sent)
 
     row = GeneratedImage(
         provider=route.alias,
@@ -274,6 +287,7 @@ def create_generation(
         input_params=sent,
         overwrite=overwrite,
         preset=active.name if active is not None else "",
+        next_steps=next_steps,
     )
     row.alt_text = initial_alt_text(obj, config, row.prompt)
     if obj is not None and config is not None:
@@ -463,11 +477,14 @@ def cancel_generation(row: GeneratedImage) -> bool:
 
 
 def retry_generation(row: GeneratedImage, *, overwrite: bool | None = None) -> GeneratedImage:
-    """Queue a new generation with ``row``'s prompt, inputs, preset, references and object.
+    """Queue a new generation with ``row``'s prompt, inputs, preset, references, steps and
+    object; a failed step is run again on the same image.
 
     A reference set is sent as it is now, so a retry after fixing a set uses the fix. A
     candidate's retry is one more candidate of its batch: it waits for the pick too.
     """
+    if row.kind == GeneratedImage.Kind.STEP:
+        return retry_step(row)
     obj = row.content_object if row.content_type_id else None
     preset = row.preset if row.preset in get_presets() else None  # kept unless removed
     if row.batch and obj is not None:
@@ -489,6 +506,7 @@ def retry_generation(row: GeneratedImage, *, overwrite: bool | None = None) -> G
         overwrite=row.overwrite if overwrite is None else overwrite,
         preset=preset,
         references=references_for_retry(row),
+        steps=[name for name in row.next_steps if name in get_steps()],  # kept unless removed
     )
 
 

@@ -83,9 +83,8 @@ def validate(spec: ModelSpec, prompt: Any, params: Mapping[str, Any] | None = No
 
     for name, allowed in spec.choices.items():
         if name in params and params[name] not in allowed:
-            errors[name] = [
-                f"{params[name]!r} is not allowed for {name}. Choose one of: {', '.join(allowed)}."
-            ]
+            listed = ", ".join(map(str, allowed))  # a step model's choices may be numbers
+            errors[name] = [f"{params[name]!r} is not allowed for {name}. Choose one of: {listed}."]
 
     for name in spec.booleans:
         if name in params and not isinstance(params[name], bool):

@@ -228,7 +228,7 @@ def test_a_site_entry_with_a_built_in_name_changes_only_the_keys_it_gives(settin
     ("entry", "expected"),
     [
         ({"references": ["brand-kit"]}, "['references'] must be a string"),
-        ({"steps": ["crop"]}, "'steps'] is not supported yet"),
+        ({"steps": "crop"}, "['steps'] must be a list of step names"),
         ({"inputs": {}}, "unknown keys ['inputs']"),
         ({"input": "2K"}, "['input'] must be a dict"),
     ],

@@ -30,6 +30,7 @@ from ..providers import get_provider_config
 from ..references import store_uploads
 from ..registry import ContentConfig, find_config
 from ..services import AlreadyHasImage, GenerationInProgress, build_prompt, queue_generation
+from ..steps import get_steps
 from .display import admin_url, breadcrumbs, current_image_url, object_label, report
 from .review import after_candidates, candidates_confirmed, candidates_notice, queue_candidates
 
@@ -99,6 +100,8 @@ def generate_header_image(
             (config.input, config.grounding),
         ),
         "initial": {} if several else {"prompt": build_prompt(objects[0])},
+        "steps": [(name, step.label) for name, step in get_steps().items()],
+        "default_steps": default.steps if default else (),
     }
     if not request.POST.get("post"):
         form = GenerateHeaderImageForm(**form_options)
@@ -170,6 +173,7 @@ def _queue_generations(
                 preset=form.preset_choice(),
                 grounding=form.grounding_choice(),
                 references=references,
+                steps=form.steps_choice(),
             )
         except AlreadyHasImage:
             skipped.append(

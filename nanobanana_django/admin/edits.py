@@ -137,6 +137,8 @@ def thread_context(
 def _instruction(version: GeneratedImage) -> str:
     if version.kind == Kind.EDIT:
         return version.prompt
+    if version.kind == Kind.STEP:  # docs/steps.md: a step has no prompt of its own
+        return gettext("Step: %(step)s of the version before") % {"step": version.step}
     return gettext("Original: %(prompt)s") % {"prompt": Truncator(version.prompt).chars(140)}
 
 

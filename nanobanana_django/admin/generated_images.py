@@ -60,6 +60,7 @@ from .review import (
     review_urls,
 )
 from .spend import spend_view, warn_near_budget
+from .steps import step_chain
 
 Status = GeneratedImage.Status
 
@@ -95,7 +96,10 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         reject_generations,
     )
     fieldsets = (
-        (None, {"fields": ("preview", "status_label", "content_object_link", "error")}),
+        (
+            None,
+            {"fields": ("preview", "status_label", "content_object_link", "error", "steps_label")},
+        ),
         (
             _("Request"),
             {
@@ -121,6 +125,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         ),
     )
     readonly_fields = (
+        "steps_label",
         "cost_label",
         "preview",
         "status_label",
@@ -272,6 +277,11 @@ class GeneratedImageAdmin(admin.ModelAdmin):
     @admin.display(description=_("reference images"))
     def references_sent(self, row: GeneratedImage) -> str:
         return sent_references(row)
+
+    @admin.display(description=_("steps"))
+    def steps_label(self, row: GeneratedImage) -> str:
+        """The generation and the steps run on its image, linked (docs/steps.md)."""
+        return step_chain(self.admin_site, row)
 
     @admin.display(description=_("input parameters"))
     def parameters(self, row: GeneratedImage) -> str:

@@ -53,7 +53,7 @@ from .base import (
     Provider,
 )
 from .http import tls_context
-from .replicate_models import REPLICATE_MODELS, get_model_spec
+from .replicate_models import REPLICATE_MODELS, get_model_spec, step_model_spec
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class ReplicateProvider(Provider):
         return prediction
 
     def _spec(self, model: str) -> ModelSpec:
-        return REPLICATE_MODELS.get(model) or get_model_spec(self._model)
+        return REPLICATE_MODELS.get(model) or step_model_spec(model) or get_model_spec(self._model)
 
     def _with_images(
         self, request: GenerationRequest, spec: ModelSpec, uploaded: list[str]

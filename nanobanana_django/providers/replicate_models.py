@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from ..conf import app_settings
 from ..dimensions import ASPECT_RATIOS
 from ..specs import ModelSpec, validate
 
@@ -72,3 +73,43 @@ def get_model_spec(model: str) -> ModelSpec:
 def validate_input(model: str, prompt: Any, params: dict[str, Any] | None = None) -> dict:
     """The full input to send to Replicate's ``model``, or ``ValidationError``."""
     return validate(get_model_spec(model), prompt, params)
+
+
+# Post-processing steps (docs/steps.md) ---------------------------------------------------------
+
+UPSCALER = "nightmareai/real-esrgan"
+"""The built-in ``upscale`` step's default model (``NANOBANANA["STEPS"]["upscale"]["model"]``)."""
+
+REPLICATE_STEP_MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        # Real-ESRGAN: one image in ``image``, ``scale`` (we offer 2x and 4x), no prompt.
+        ModelSpec(
+            name=UPSCALER,
+            choices={"scale": (2, 4)},  # type: ignore[dict-item]
+            defaults={"scale": 4, "face_enhance": False},
+            booleans=("face_enhance",),
+            image_input="image",
+            single_image=True,
+        ),
+    )
+}
+"""Models that run a step on an image rather than make one from a prompt: what each
+accepts is ours, the model id to use is a setting."""
+
+
+def step_model_spec(model: str) -> ModelSpec | None:
+    """The spec of a step model: ours, else one made from a ``STEPS`` entry naming ``model``
+    and its ``image_input`` (its other inputs unknown to us, sent as configured)."""
+    if model in REPLICATE_STEP_MODELS:
+        return REPLICATE_STEP_MODELS[model]
+    for entry in app_settings.STEPS.values():
+        if entry.get("model") == model and entry.get("image_input"):
+            return ModelSpec(
+                name=model,
+                choices={},
+                defaults={},
+                image_input=entry["image_input"],
+                single_image=True,
+            )
+    return None

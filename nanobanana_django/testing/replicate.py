@@ -61,7 +61,7 @@ from PIL import Image, UnidentifiedImageError
 from nanobanana_django import standard_webhooks
 from nanobanana_django.conf import parse_duration
 from nanobanana_django.dimensions import image_size
-from nanobanana_django.providers.replicate_models import REPLICATE_MODELS
+from nanobanana_django.providers.replicate_models import REPLICATE_MODELS, REPLICATE_STEP_MODELS
 from nanobanana_django.specs import ModelSpec
 from nanobanana_django.testing.images import JPEG_HEADER, bomb_png, png_header, render_image
 from nanobanana_django.testing.server import (
@@ -140,6 +140,18 @@ MODELS: dict[str, dict[str, _InputField]] = {
     name: _schema(spec) for name, spec in REPLICATE_MODELS.items()
 }
 """The official models the emulator serves, with their input schemas (``REPLICATE_MODELS``)."""
+
+
+def _step_schema(spec: ModelSpec) -> dict[str, _InputField]:
+    """A step model's inputs: one image URI, its options, no prompt."""
+    schema = {spec.image_input: _InputField("uri", required=True)}
+    schema.update((name, _InputField("enum", tuple(c))) for name, c in spec.choices.items())
+    schema.update((name, _InputField("boolean")) for name in spec.booleans)
+    return schema
+
+
+MODELS.update((name, _step_schema(spec)) for name, spec in REPLICATE_STEP_MODELS.items())
+"""It serves the step models too (an upscaler): the output is the input image, scaled."""
 
 _REQUEST_KEYS = {"input", "webhook", "webhook_events_filter", "stream"}
 """Top-level body keys of the official-model create route (``stream`` is deprecated)."""
@@ -907,13 +919,17 @@ class ReplicateEmulator(Emulator):
         images: list[ReceivedImage] | None = None,
     ) -> str:
         data = payload["input"]
-        defaults = REPLICATE_MODELS[model].defaults
-        output_format = data.get("output_format", defaults.get("output_format", "jpg"))
-        # Without size inputs (nano-banana), Gemini 2.5 Flash Image answers with a 1K square.
-        size = image_size(
-            data.get("aspect_ratio", defaults.get("aspect_ratio", "1:1")),
-            data.get("resolution", defaults.get("resolution", "1K")),
-        )
+        if model in REPLICATE_STEP_MODELS:  # the handler has checked that it got an image
+            output_format = "png"
+            size = self._upscaled_size(model, data, (images or [])[0].data)
+        else:
+            defaults = REPLICATE_MODELS[model].defaults
+            output_format = data.get("output_format", defaults.get("output_format", "jpg"))
+            # Without size inputs (nano-banana), Gemini 2.5 Flash Image answers with a 1K square.
+            size = image_size(
+                data.get("aspect_ratio", defaults.get("aspect_ratio", "1:1")),
+                data.get("resolution", defaults.get("resolution", "1K")),
+            )
         webhook = payload.get("webhook")
         events = payload.get("webhook_events_filter")
         with self._lock:
@@ -1092,6 +1108,26 @@ class ReplicateEmulator(Emulator):
                 return None
             return p
 
+    # ----------------------------------------------------------------- step models
+
+    @staticmethod
+    def _upscaled_size(model: str, data: dict[str, Any], source: bytes) -> tuple[int, int]:
+        """An upscale's output size: the input image's times ``scale``."""
+        scale = data.get("scale", REPLICATE_STEP_MODELS[model].defaults.get("scale", 4))
+        with Image.open(io.BytesIO(source)) as image:
+            width, height = image.size
+        return width * scale, height * scale
+
+    def _upscaled(self, p: _Prediction) -> bytes:
+        """An upscaler's output: the image it was given, resized to ``p.size``, as a PNG."""
+        with self._lock:
+            source = self.received_images[p.id][0].data
+        with Image.open(io.BytesIO(source)) as image:
+            scaled = image.convert("RGB").resize(p.size, Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        scaled.save(buffer, "PNG", compress_level=1)
+        return buffer.getvalue()
+
     def _image(self, p: _Prediction) -> bytes:
         """The output file, rendered once per prediction (outside the global lock)."""
         with self._lock:
@@ -1103,7 +1139,10 @@ class ReplicateEmulator(Emulator):
             with self._lock:
                 cached = self._images.get(p.id)
             if cached is None:
-                cached = render_image(p.id, p.size, p.output_format)
+                if p.model in REPLICATE_STEP_MODELS:
+                    cached = self._upscaled(p)
+                else:
+                    cached = render_image(p.id, p.size, p.output_format)
                 with self._lock:
                     if not p.expired:
                         self._images[p.id] = cached
@@ -1480,7 +1519,7 @@ class _Handler(Handler):
             return
         errors = validate_prediction_request(model, payload)
         images: list[ReceivedImage] = []
-        image_input = REPLICATE_MODELS[model].image_input
+        image_input = (REPLICATE_MODELS.get(model) or REPLICATE_STEP_MODELS[model]).image_input
         if not errors and image_input and payload["input"].get(image_input):
             images, errors = emulator._read_images(image_input, payload["input"][image_input])
         if errors:
