@@ -169,6 +169,20 @@ class GenerateHeaderImageForm(forms.Form):
                 "are made."
             ),
         )
+        # What the image is, what goes with it, what follows it, then the words and the policy.
+        self.order_fields(
+            [
+                "preset",
+                *INPUT_FIELDS,
+                "grounding",
+                "reference_set",
+                "references",
+                "steps",
+                "candidates",
+                "prompt",
+                "replace",
+            ]
+        )
 
     def candidate_count(self) -> int:
         """How many candidates the editor asked for (1: a plain generation)."""
