@@ -475,7 +475,7 @@ def check_steps(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
         if name in site_steps or name in used:
             problem = step.problem()
             if problem:
-                messages.append(checks.Error(problem, hint=hint, id="nanobanana.E017"))
+                messages.append(checks.Error(problem, hint=hint, id="nanobanana.E014"))
     messages.extend(_check_step_prices([steps[n] for n in steps if n in site_steps or n in used]))
     for preset in presets.values():
         for name in preset.steps:
@@ -486,7 +486,7 @@ def check_steps(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
                         f"{name!r}, which does not exist.",
                         hint=f"Use one of {', '.join(map(repr, steps))}, or add {name!r} to "
                         "NANOBANANA['STEPS'] (docs/steps.md).",
-                        id="nanobanana.E017",
+                        id="nanobanana.E014",
                     )
                 )
     return messages
@@ -505,7 +505,7 @@ def _check_step_prices(in_use: list[Any]) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = []
     for step in in_use:
         if step.problem():
-            continue  # E017
+            continue  # E014
         route = step.route()
         model = step.model_on(route)
         if price_of(route.alias, model, None) is None:

@@ -174,5 +174,5 @@ def _build(name: str, entry: dict[str, Any]) -> Preset:
             entry.get("grounding"), f"NANOBANANA['PRESETS'][{name!r}]['grounding']"
         ),
         references=entry.get("references") or None,
-        steps=tuple(entry.get("steps") or ()),  # checked by nanobanana.E017
+        steps=tuple(entry.get("steps") or ()),  # checked by nanobanana.E014
     )

@@ -231,14 +231,14 @@ def test_a_step_on_a_provider_that_takes_no_image_is_refused(replicate, settings
     (message,) = caught.value.message_dict["steps"]
     assert "'placeholder'" in message and "takes no images" in message
     assert "Name a Replicate alias" in message
-    errors = [m for m in checks.run_checks() if m.id == "nanobanana.E017"]
+    errors = [m for m in checks.run_checks() if m.id == "nanobanana.E014"]
     assert len(errors) == 1 and "takes no images" in errors[0].msg
 
 
 def test_a_step_input_the_upscaler_does_not_take_is_a_check_error(settings):
     settings.NANOBANANA = {**settings.NANOBANANA, "STEPS": {"upscale": {"input": {"scale": 8}}}}
 
-    (error,) = [m for m in checks.run_checks() if m.id == "nanobanana.E017"]
+    (error,) = [m for m in checks.run_checks() if m.id == "nanobanana.E014"]
 
     assert "NANOBANANA['STEPS']['upscale']['input']" in error.msg
     assert "8 is not allowed for scale" in error.msg
@@ -250,20 +250,20 @@ def test_a_custom_upscaler_model_needs_its_image_input(settings):
         "STEPS": {"upscale": {"model": "someone/upscaler-x"}},
     }
 
-    (error,) = [m for m in checks.run_checks() if m.id == "nanobanana.E017"]
+    (error,) = [m for m in checks.run_checks() if m.id == "nanobanana.E014"]
     assert "'someone/upscaler-x'" in error.msg and "'image_input'" in error.msg
 
     settings.NANOBANANA = {
         **settings.NANOBANANA,
         "STEPS": {"upscale": {"model": "someone/upscaler-x", "image_input": "img"}},
     }
-    assert not [m for m in checks.run_checks() if m.id == "nanobanana.E017"]
+    assert not [m for m in checks.run_checks() if m.id == "nanobanana.E014"]
 
 
 def test_a_preset_naming_an_unknown_step_is_a_check_error(settings):
     settings.NANOBANANA = {**settings.NANOBANANA, "PRESETS": {"hires": {"steps": ["upscal"]}}}
 
-    (error,) = [m for m in checks.run_checks() if m.id == "nanobanana.E017"]
+    (error,) = [m for m in checks.run_checks() if m.id == "nanobanana.E014"]
 
     assert "NANOBANANA['PRESETS']['hires']['steps']" in error.msg and "'upscal'" in error.msg
 
