@@ -24,6 +24,7 @@ from bench.harness import ROOT, run_main  # noqa: E402
 
 BENCHMARKS = (
     "publish_overhead.py",
+    "sweep.py",
     "end_to_end.py",
     "backfill.py",
     "gemini_backfill.py",
