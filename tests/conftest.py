@@ -64,3 +64,33 @@ def media_root(settings, tmp_path):
     """Each test stores files in its own folder, so leftovers never leak between tests."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return tmp_path / "media"
+
+
+@pytest.fixture
+def replicate(settings, replicate_emulator):
+    """The Replicate emulator as the site's provider, generations run in this process.
+
+    A test module may define its own ``replicate`` on top of this one's settings."""
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        **replicate_emulator.settings(),
+        "TASK_RUNNER": "immediate",
+        "POLL_INTERVAL": 0.05,
+        "REPLICATE_WAIT": 0,
+    }
+    return replicate_emulator
+
+
+@pytest.fixture
+def gemini(settings, gemini_emulator):
+    """The Gemini emulator as the site's provider, generations run in this process (its
+    rate limit and concurrency counters start empty)."""
+    from django.core.cache import caches
+
+    caches["default"].clear()
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        **gemini_emulator.settings(),
+        "TASK_RUNNER": "immediate",
+    }
+    return gemini_emulator

@@ -5,7 +5,6 @@ from html.parser import HTMLParser
 
 import pytest
 from django.core import checks
-from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.template import Context, Template
 
@@ -149,15 +148,9 @@ def test_a_bad_alt_text_setting_is_a_check_error(settings):
 
 
 @pytest.fixture
-def gemini(settings, gemini_emulator):
-    caches["default"].clear()
-    settings.NANOBANANA = {
-        **settings.NANOBANANA,
-        **gemini_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-        "ALT_TEXT": "model",
-    }
-    return gemini_emulator
+def gemini(gemini, settings):
+    settings.NANOBANANA = {**settings.NANOBANANA, "ALT_TEXT": "model"}
+    return gemini
 
 
 def test_on_gemini_the_models_own_words_become_the_alt_text(gemini, monkeypatch):

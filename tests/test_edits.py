@@ -5,7 +5,6 @@ import base64
 from itertools import pairwise
 
 import pytest
-from django.core.cache import caches
 from django.core.exceptions import ValidationError
 
 from nanobanana_django.models import GeneratedImage
@@ -28,29 +27,6 @@ Status = GeneratedImage.Status
 @pytest.fixture
 def placeholder(settings):
     settings.NANOBANANA = {**settings.NANOBANANA, "PROVIDER": "placeholder"}
-
-
-@pytest.fixture
-def gemini(settings, gemini_emulator):
-    caches["default"].clear()
-    settings.NANOBANANA = {
-        **settings.NANOBANANA,
-        **gemini_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-    }
-    return gemini_emulator
-
-
-@pytest.fixture
-def replicate(settings, replicate_emulator):
-    settings.NANOBANANA = {
-        **settings.NANOBANANA,
-        **replicate_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-        "POLL_INTERVAL": 0.05,
-        "REPLICATE_WAIT": 0,
-    }
-    return replicate_emulator
 
 
 @pytest.fixture

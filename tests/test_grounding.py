@@ -2,7 +2,6 @@
 
 import pytest
 from django.core import checks
-from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from nanobanana_django.models import GeneratedImage
@@ -37,28 +36,15 @@ def register(settings, **options):
 
 
 @pytest.fixture
-def replicate(settings, replicate_emulator):
-    settings.NANOBANANA = {
-        **settings.NANOBANANA,
-        **replicate_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-        "POLL_INTERVAL": 0.05,
-        "REPLICATE_WAIT": 0,
-        "MODELS": {"testapp.Article": ARTICLE},
-    }
-    return replicate_emulator
+def replicate(replicate, settings):
+    settings.NANOBANANA = {**settings.NANOBANANA, "MODELS": {"testapp.Article": ARTICLE}}
+    return replicate
 
 
 @pytest.fixture
-def gemini(settings, gemini_emulator):
-    caches["default"].clear()
-    settings.NANOBANANA = {
-        **settings.NANOBANANA,
-        **gemini_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-        "MODELS": {"testapp.Article": ARTICLE},
-    }
-    return gemini_emulator
+def gemini(gemini, settings):
+    settings.NANOBANANA = {**settings.NANOBANANA, "MODELS": {"testapp.Article": ARTICLE}}
+    return gemini
 
 
 @pytest.fixture

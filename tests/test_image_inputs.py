@@ -94,16 +94,12 @@ def uploads(emulator):
 
 
 @pytest.fixture
-def replicate(settings, replicate_emulator):
+def replicate(replicate, settings):
     settings.NANOBANANA = {
         **settings.NANOBANANA,
-        **replicate_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-        "POLL_INTERVAL": 0.05,
-        "REPLICATE_WAIT": 0,
         "MODELS": {"testapp.Article": {"title_field": "title", "image_field": "header_image"}},
     }
-    return replicate_emulator
+    return replicate
 
 
 @pytest.fixture

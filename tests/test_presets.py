@@ -2,7 +2,6 @@
 
 import pytest
 from django.core import checks
-from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from nanobanana_django.models import GeneratedImage
@@ -29,29 +28,6 @@ def register(settings, **options):
         **settings.NANOBANANA,
         "MODELS": {"testapp.Article": {**ARTICLE, **options}},
     }
-
-
-@pytest.fixture
-def replicate(settings, replicate_emulator):
-    settings.NANOBANANA = {
-        **settings.NANOBANANA,
-        **replicate_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-        "POLL_INTERVAL": 0.05,
-        "REPLICATE_WAIT": 0,
-    }
-    return replicate_emulator
-
-
-@pytest.fixture
-def gemini(settings, gemini_emulator):
-    caches["default"].clear()
-    settings.NANOBANANA = {
-        **settings.NANOBANANA,
-        **gemini_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-    }
-    return gemini_emulator
 
 
 def sent_to_replicate(emulator):

@@ -5,7 +5,6 @@ import io
 
 import pytest
 from django.contrib import admin
-from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -404,29 +403,6 @@ def test_a_generations_page_shows_the_references_it_sent(admin_client):
 
 
 # What reaches the provider (the emulators) --------------------------------------------------
-
-
-@pytest.fixture
-def replicate(settings, replicate_emulator):
-    settings.NANOBANANA = {
-        **settings.NANOBANANA,
-        **replicate_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-        "POLL_INTERVAL": 0.05,
-        "REPLICATE_WAIT": 0,
-    }
-    return replicate_emulator
-
-
-@pytest.fixture
-def gemini(settings, gemini_emulator):
-    caches["default"].clear()
-    settings.NANOBANANA = {
-        **settings.NANOBANANA,
-        **gemini_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-    }
-    return gemini_emulator
 
 
 def colour_of(data: bytes):

@@ -35,16 +35,9 @@ PRICES = {"replicate": {"google/nano-banana-2": {"1K": "0.04"}, UPSCALER: {"*": 
 
 
 @pytest.fixture
-def replicate(settings, replicate_emulator):
-    settings.NANOBANANA = {
-        **settings.NANOBANANA,
-        **replicate_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-        "POLL_INTERVAL": 0.05,
-        "REPLICATE_WAIT": 0,
-        "PRICES": PRICES,
-    }
-    return replicate_emulator
+def replicate(replicate, settings):
+    settings.NANOBANANA = {**settings.NANOBANANA, "PRICES": PRICES}
+    return replicate
 
 
 def creates(emulator):

@@ -4,7 +4,6 @@ attached; the others stay in the history, marked as not chosen."""
 from decimal import Decimal
 
 import pytest
-from django.core.cache import caches
 from django.core.exceptions import ValidationError
 
 from nanobanana_django.models import GeneratedImage
@@ -21,29 +20,6 @@ pytestmark = pytest.mark.django_db
 
 Status = GeneratedImage.Status
 Review = GeneratedImage.Review
-
-
-@pytest.fixture
-def replicate(settings, replicate_emulator):
-    settings.NANOBANANA = {
-        **settings.NANOBANANA,
-        **replicate_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-        "POLL_INTERVAL": 0.05,
-        "REPLICATE_WAIT": 0,
-    }
-    return replicate_emulator
-
-
-@pytest.fixture
-def gemini(settings, gemini_emulator):
-    caches["default"].clear()
-    settings.NANOBANANA = {
-        **settings.NANOBANANA,
-        **gemini_emulator.settings(),
-        "TASK_RUNNER": "immediate",
-    }
-    return gemini_emulator
 
 
 def gemini_calls(emulator):
