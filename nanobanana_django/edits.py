@@ -15,15 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from .exceptions import GenerationInProgress
 from .models import GeneratedImage
 from .pipeline import run_generation
 from .providers import get_provider_config
-from .registry import ContentConfig, config_for_stored
-from .review import initial_review
+from .review import config_of, initial_review
 
 __all__ = ["create_edit", "edit_generation", "thread_of"]
 
@@ -114,7 +113,7 @@ def create_edit(
         overwrite=attach,
         requested_by=requested_by,
     )
-    child.review = initial_review(_config_of(row), child)  # approval mode
+    child.review = initial_review(config_of(row), child)  # approval mode
     try:
         with transaction.atomic():
             child.save()
@@ -151,13 +150,3 @@ def thread_of(row: GeneratedImage) -> list[GeneratedImage]:
         thread.extend(children)
         frontier = [child.pk for child in children]
     return sorted(thread, key=lambda version: (version.created_at, version.pk))
-
-
-def _config_of(row: GeneratedImage) -> ContentConfig | None:
-    model = row.content_type.model_class() if row.content_type is not None else None
-    if model is None:
-        return None
-    try:
-        return config_for_stored(model)
-    except ImproperlyConfigured:
-        return None  # no longer registered: no approval mode to follow

@@ -11,6 +11,7 @@ The public functions are in :mod:`nanobanana_django.services` (``approve_generat
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 from django.utils.text import capfirst
 
@@ -18,7 +19,7 @@ from .attach import attach
 from .exceptions import AlreadyHasImage, NanoBananaError
 from .lifecycle import sender_of
 from .models import GeneratedImage
-from .registry import ContentConfig
+from .registry import ContentConfig, config_for_stored
 from .signals import image_awaiting_review
 from .variants import choose_variant, mark_chosen
 
@@ -147,3 +148,15 @@ def _not_waiting(row: GeneratedImage) -> str:
 
 def _deleted(row: GeneratedImage) -> str:
     return f"The object of image #{row.pk} was deleted; there is nothing to attach it to."
+
+
+def config_of(row: GeneratedImage) -> ContentConfig | None:
+    """The registration ``row``'s object is under, or ``None`` (a bare prompt, or a model
+    no longer installed or registered)."""
+    model = row.content_type.model_class() if row.content_type is not None else None
+    if model is None:
+        return None
+    try:
+        return config_for_stored(model)
+    except ImproperlyConfigured:
+        return None

@@ -32,8 +32,8 @@ from ..forms import GenerateHeaderImageForm
 from ..models import GeneratedImage
 from ..presets import get_presets
 from ..providers import get_provider_config
-from ..registry import ContentConfig, config_for_stored
-from ..review import awaiting_review
+from ..registry import ContentConfig
+from ..review import awaiting_review, config_of
 from ..services import (
     AlreadyHasImage,
     CannotReview,
@@ -285,7 +285,7 @@ def _describe_waiting(model_admin: Any, rows: list[GeneratedImage]) -> list[_Wai
     items = []
     for row in rows:
         obj = row.content_object if row.content_type_id else None
-        config = _config_of(row)
+        config = config_of(row)
         current = current_image_url(obj, config) if obj is not None and config else None
         has_image = bool(obj is not None and config and config.has_image(obj, fresh=False))
         items.append(
@@ -303,16 +303,6 @@ def _describe_waiting(model_admin: Any, rows: list[GeneratedImage]) -> list[_Wai
             )
         )
     return items
-
-
-def _config_of(row: GeneratedImage) -> ContentConfig | None:
-    model = row.content_type.model_class() if row.content_type is not None else None
-    if model is None:
-        return None
-    try:
-        return config_for_stored(model)
-    except Exception:
-        return None
 
 
 # Candidates side by side -------------------------------------------------------------------------
@@ -359,7 +349,7 @@ def variants_view(model_admin: Any, request: HttpRequest, batch: uuid.UUID) -> H
         return redirect(here)
     first = rows[0]
     obj = first.content_object if first.content_type_id else None
-    config = _config_of(first)
+    config = config_of(first)
     title = (
         gettext("Candidates for %(object)s") % {"object": object_label(obj)}
         if obj is not None
