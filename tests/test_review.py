@@ -502,3 +502,25 @@ def test_an_edit_asked_to_attach_waits_for_review_in_approval_mode(approval, awa
     approve_generation(edit, replace=True)
     article.refresh_from_db()
     assert article.header_image.name != before
+
+
+def test_the_awaiting_review_filter_lists_only_images_an_editor_can_review(approval, admin_client):
+    import re
+
+    waiting = generate_for(Article.objects.create(title="Harbour lights", status="draft"))
+    failed = GeneratedImage.objects.create(
+        prompt="a failed one",
+        provider="placeholder",
+        model_name="placeholder",
+        status=Status.FAILED,
+        review=Review.PENDING,
+        error_code="timeout",
+        error_message="No result.",
+    )
+    page = admin_client.get(images_url()).content.decode()
+    (link,) = re.findall(r'href="([^"]+)"[^>]*>\s*Awaiting review\s*<', page)
+
+    shown = admin_client.get(images_url() + link.replace("&amp;", "&")).context["cl"].result_list
+
+    assert [row.pk for row in shown] == [waiting.pk]
+    assert failed.pk not in [row.pk for row in shown]

@@ -53,6 +53,7 @@ from .display import (
 from .edits import edit_view, thread_context
 from .references import sent_references
 from .review import (
+    ReviewFilter,
     approve_generations,
     changelist_context,
     reject_generations,
@@ -82,7 +83,7 @@ class GeneratedImageAdmin(admin.ModelAdmin):
         "cost_label",
         "created_label",
     )
-    list_filter = ("status", "review", "provider", "model_name", "created_at")
+    list_filter = ("status", ReviewFilter, "provider", "model_name", "created_at")
     search_fields = ("prompt", "prediction_id", "=object_id")
     search_help_text = _("Search the prompt, the prediction id, or the title or id of the object.")
     date_hierarchy = "created_at"

@@ -305,6 +305,31 @@ def _describe_waiting(model_admin: Any, rows: list[GeneratedImage]) -> list[_Wai
     return items
 
 
+class ReviewFilter(admin.SimpleListFilter):
+    """The list's review filter: "Awaiting review" lists what the review queue lists (made
+    images waiting for an editor), not rows that failed or are still being made."""
+
+    title = _("review")
+    parameter_name = "review"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            (str(Review.PENDING), _("Awaiting review")),
+            (str(Review.APPROVED), _("Approved")),
+            (str(Review.REJECTED), _("Rejected")),
+        ]
+
+    def queryset(
+        self, request: HttpRequest, queryset: models.QuerySet[GeneratedImage]
+    ) -> models.QuerySet[GeneratedImage]:
+        value = self.value()
+        if value == Review.PENDING:
+            return queryset.filter(review=Review.PENDING, status=GeneratedImage.Status.SUCCEEDED)
+        if value in (Review.APPROVED, Review.REJECTED):
+            return queryset.filter(review=value)
+        return queryset
+
+
 # Candidates side by side -------------------------------------------------------------------------
 
 
