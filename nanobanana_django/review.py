@@ -11,6 +11,8 @@ The public functions are in :mod:`nanobanana_django.services` (``approve_generat
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 from django.utils.text import capfirst
@@ -42,9 +44,23 @@ def initial_review(config: ContentConfig | None, row: GeneratedImage) -> str:
 
 
 def awaiting_review() -> models.QuerySet[GeneratedImage]:
-    """Made images waiting for an editor, oldest first (the review queue)."""
-    return GeneratedImage.objects.filter(review=Review.PENDING, status=Status.SUCCEEDED).order_by(
-        "created_at", "pk"
+    """Made images waiting for an editor, oldest first (the review queue).
+
+    An image a step is still working on, or has replaced, is not one: the chain's last
+    image is reviewed (a failed step puts the image before it back in the queue)."""
+    return (
+        GeneratedImage.objects.filter(review=Review.PENDING, status=Status.SUCCEEDED)
+        .exclude(models.Exists(_steps_on(models.OuterRef("pk"))))
+        .order_by("created_at", "pk")
+    )
+
+
+def _steps_on(parent: Any) -> models.QuerySet[GeneratedImage]:
+    """Steps running or done on ``parent``'s image."""
+    return GeneratedImage.objects.filter(
+        parent=parent,
+        kind=GeneratedImage.Kind.STEP,
+        status__in=(Status.QUEUED, Status.RUNNING, Status.SUCCEEDED),
     )
 
 
@@ -55,6 +71,8 @@ def announce(row: GeneratedImage) -> None:
         return
     if not GeneratedImage.objects.filter(pk=row.pk, review=Review.PENDING).exists():
         return
+    if _steps_on(row.pk).exists():
+        return  # the chain's last image will be the one to review
     sender, instance = sender_of(row)
     image_awaiting_review.send(sender=sender, instance=instance, generated_image=row)
 

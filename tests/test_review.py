@@ -524,3 +524,18 @@ def test_the_awaiting_review_filter_lists_only_images_an_editor_can_review(appro
 
     assert [row.pk for row in shown] == [waiting.pk]
     assert failed.pk not in [row.pk for row in shown]
+
+
+def test_in_approval_mode_only_the_last_image_of_a_chain_awaits_review(
+    approval, replicate, awaiting
+):
+    from nanobanana_django.review import awaiting_review
+
+    article = Article.objects.create(title="Night ferries", status="draft")
+    last = generate_for(article, steps=["upscale"])
+
+    assert last.kind == GeneratedImage.Kind.STEP and last.status == Status.SUCCEEDED
+    assert [row.pk for row in awaiting_review()] == [last.pk]
+    assert [pk for _sender, _instance, pk in awaiting] == [last.pk]
+    article.refresh_from_db()
+    assert not article.header_image

@@ -506,3 +506,24 @@ def test_retrying_a_step_while_the_object_has_a_generation_in_flight_is_refused(
 
     with pytest.raises(GenerationInProgress, match=f"The object of step {failed.pk} already"):
         retry_generation(failed)
+
+
+def test_in_approval_mode_a_failed_upscale_puts_the_generated_image_up_for_review(
+    replicate, fail_the_step, settings
+):
+    from nanobanana_django.review import awaiting_review
+
+    models = settings.NANOBANANA["MODELS"]
+    settings.NANOBANANA = {
+        **settings.NANOBANANA,
+        "MODELS": {**models, "testapp.Article": {**models["testapp.Article"], "approval": True}},
+    }
+    article = Article.objects.create(title="Night trains")
+
+    final = generate_for(article, steps=["upscale"])
+
+    first = final.parent
+    assert final.status == Status.FAILED
+    assert [row.pk for row in awaiting_review()] == [first.pk]
+    article.refresh_from_db()
+    assert not article.header_image  # waits for an editor, as without steps

@@ -324,7 +324,7 @@ class ReviewFilter(admin.SimpleListFilter):
     ) -> models.QuerySet[GeneratedImage]:
         value = self.value()
         if value == Review.PENDING:
-            return queryset.filter(review=Review.PENDING, status=GeneratedImage.Status.SUCCEEDED)
+            return queryset.filter(pk__in=awaiting_review().values("pk"))
         if value in (Review.APPROVED, Review.REJECTED):
             return queryset.filter(review=value)
         return queryset
