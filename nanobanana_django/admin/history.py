@@ -102,17 +102,21 @@ class GenerationHistoryInline(GenericTabularInline):
     def request_summary(self, row: GeneratedImage) -> str:
         return _request_summary(row)
 
+    def _may_change_image(self, row: GeneratedImage) -> bool:
+        """A made image, shown to someone who may put images on the object."""
+        return (
+            row.status == Status.SUCCEEDED
+            and bool(row.image)
+            and getattr(self, "can_attach", False)
+        )
+
     @admin.display(description=_("header image"))
     def use_link(self, row: GeneratedImage) -> str:
         if is_in_use(row, row.content_object):
             return format_html(
                 '<span class="nanobanana-badge nanobanana-in-use">{}</span>', gettext("In use")
             )
-        if (
-            row.status != Status.SUCCEEDED
-            or not row.image
-            or not getattr(self, "can_attach", False)
-        ):
+        if not self._may_change_image(row):
             return "—"
         url = admin_url(self.admin_site, GeneratedImage._meta, "use", row.pk)
         if url is None:
@@ -126,11 +130,7 @@ class GenerationHistoryInline(GenericTabularInline):
     @admin.display(description=_("edit"))
     def edit_link(self, row: GeneratedImage) -> str:
         """To the version's page, where its "Edit this image" form and thread are."""
-        if (
-            row.status != Status.SUCCEEDED
-            or not row.image
-            or not getattr(self, "can_attach", False)
-        ):
+        if not self._may_change_image(row):
             return "—"
         url = admin_url(self.admin_site, GeneratedImage._meta, "change", row.pk)
         if url is None:
