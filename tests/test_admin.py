@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.contrib import admin
-from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 from django.urls import path, re_path, reverse
 from django.utils import timezone
@@ -132,19 +131,6 @@ def emulator(replicate_emulator, settings):
         "REPLICATE_WAIT": 0,
     }
     return replicate_emulator
-
-
-@pytest.fixture
-def editor(django_user_model, client):
-    """Log in a staff user who has only the permissions named (codenames)."""
-
-    def log_in(*codenames):
-        user = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
-        user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-        client.force_login(user)
-        return client
-
-    return log_in
 
 
 @pytest.fixture

@@ -99,10 +99,7 @@ def test_an_editor_generates_header_images_for_two_articles(
     wait = WebDriverWait(browser, TIMEOUT)
 
     # Log in and select two articles.
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/testapp/article/")
-    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
-    browser.find_element(By.NAME, "password").send_keys("password")  # pytest-django's admin
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    log_in(browser, live_server, admin_user, "/admin/testapp/article/")
     wait.until(EC.presence_of_element_located((By.ID, "result_list")))
     # Narrower pages for the screenshots: the navigation sidebar closed, as the « does.
     browser.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
@@ -156,6 +153,17 @@ def loaded(driver, image) -> bool:
     )
 
 
+def log_in(browser, live_server, user, next_path: str) -> None:
+    """Sign in through the admin's login form (pytest-django's ``admin_user`` has the
+    password "password"), landing on ``next_path``."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{live_server.url}/admin/login/?next={next_path}")
+    browser.find_element(By.NAME, "username").send_keys(user.username)
+    browser.find_element(By.NAME, "password").send_keys("password")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+
 def save_screenshot(driver, name: str) -> None:
     """The whole page at the window's width, for the docs."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -203,10 +211,7 @@ def test_the_generated_images_list_fits_a_1400_pixel_window(
     )
     browser.set_window_size(1400, 900)
     wait = WebDriverWait(browser, TIMEOUT)
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/nanobanana_django/generatedimage/")
-    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
-    browser.find_element(By.NAME, "password").send_keys("password")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    log_in(browser, live_server, admin_user, "/admin/nanobanana_django/generatedimage/")
     wait.until(EC.presence_of_element_located((By.ID, "result_list")))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")) == 4
     inner = browser.execute_script("return window.innerWidth")
@@ -240,10 +245,7 @@ def test_the_spend_page_shows_cost_against_the_budget(
     for resolution in ("1K", "2K"):
         generate_image("a lighthouse at dawn", input={"resolution": resolution})
     wait = WebDriverWait(browser, TIMEOUT)
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/nanobanana_django/generatedimage/")
-    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
-    browser.find_element(By.NAME, "password").send_keys("password")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    log_in(browser, live_server, admin_user, "/admin/nanobanana_django/generatedimage/")
     wait.until(EC.presence_of_element_located((By.ID, "result_list")))
     browser.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
 

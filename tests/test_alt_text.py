@@ -19,7 +19,7 @@ from nanobanana_django.services import (
     use_generation,
 )
 from tests.test_admin import url
-from tests.test_admin_browser import browser, save_screenshot  # noqa: F401
+from tests.test_admin_browser import browser, log_in, save_screenshot  # noqa: F401
 from tests.testapp.models import Article, Page
 
 pytestmark = pytest.mark.django_db
@@ -307,10 +307,7 @@ def test_an_editor_saves_alt_text_in_chromium(
     article = Article.objects.create(title="Ten quiet cafés in Lisbon", topic="travel")
     row = generate_for(article)
     wait = WebDriverWait(browser, 30)
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/")
-    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
-    browser.find_element(By.NAME, "password").send_keys("password")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    log_in(browser, live_server, admin_user, "/admin/")
     wait.until(EC.presence_of_element_located((By.ID, "content")))
     browser.get(live_server.url + url("nanobanana_django_generatedimage_change", row.pk))
     box = wait.until(EC.presence_of_element_located((By.ID, "id_nanobanana_alt_text")))

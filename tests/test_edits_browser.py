@@ -35,10 +35,7 @@ def test_an_editor_edits_an_articles_image_and_chooses_the_new_version(
     assert original.status == GeneratedImage.Status.SUCCEEDED, original.error_message
     wait = WebDriverWait(browser, harness.TIMEOUT)
 
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/testapp/article/{article.pk}/change/")
-    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
-    browser.find_element(By.NAME, "password").send_keys("password")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    harness.log_in(browser, live_server, admin_user, f"/admin/testapp/article/{article.pk}/change/")
     browser.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
 
     # From the article's history to the image's page, where the edit form is.

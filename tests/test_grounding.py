@@ -13,7 +13,7 @@ from nanobanana_django.services import (
     queue_generation,
 )
 from tests.test_admin import articles_url, confirm, run_action, url
-from tests.test_admin_browser import browser, save_screenshot  # noqa: F401 - a fixture
+from tests.test_admin_browser import browser, log_in, save_screenshot  # noqa: F401 - a fixture
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -363,10 +363,7 @@ def test_an_editor_turns_on_web_and_image_search_in_the_action_form(
     article = Article.objects.create(title="The harbour festival 2026", topic="events")
     wait = WebDriverWait(browser, 30)
 
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/testapp/article/")
-    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
-    browser.find_element(By.NAME, "password").send_keys("password")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    log_in(browser, live_server, admin_user, "/admin/testapp/article/")
     wait.until(EC.presence_of_element_located((By.ID, "result_list")))
     browser.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
     browser.refresh()

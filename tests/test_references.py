@@ -24,7 +24,7 @@ from nanobanana_django.services import (
     retry_generation,
 )
 from tests.test_admin import serve_media
-from tests.test_admin_browser import TIMEOUT, browser, loaded, save_screenshot  # noqa: F401
+from tests.test_admin_browser import TIMEOUT, browser, loaded, log_in, save_screenshot  # noqa: F401
 from tests.testapp.models import Article
 
 pytestmark = pytest.mark.django_db
@@ -509,10 +509,7 @@ def test_an_editor_sees_the_brand_kit_in_order_with_what_uses_it(
         image.save()
     wait = WebDriverWait(browser, TIMEOUT)
 
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/nanobanana_django/referenceset/")
-    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
-    browser.find_element(By.NAME, "password").send_keys("password")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    log_in(browser, live_server, admin_user, "/admin/nanobanana_django/referenceset/")
     wait.until(EC.presence_of_element_located((By.ID, "result_list")))
     browser.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
     listed = browser.find_elements(By.CSS_SELECTOR, "#result_list .nanobanana-thumb img")

@@ -49,20 +49,6 @@ def approval(settings):
 
 
 @pytest.fixture
-def editor(django_user_model, client):
-    """Log in a staff user who has only the permissions named (codenames)."""
-    from django.contrib.auth.models import Permission
-
-    def log_in(*codenames):
-        user = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
-        user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-        client.force_login(user)
-        return client
-
-    return log_in
-
-
-@pytest.fixture
 def awaiting():
     """Every image_awaiting_review sent during the test: (sender, instance, row)."""
     sent = []

@@ -5,7 +5,7 @@ one in docs/approval.md (written there with ``NANOBANANA_UPDATE_SCREENSHOTS=1``)
 import pytest
 
 from nanobanana_django.models import GeneratedImage
-from tests.test_admin_browser import TIMEOUT, browser, loaded, save_screenshot  # noqa: F401
+from tests.test_admin_browser import TIMEOUT, browser, loaded, log_in, save_screenshot  # noqa: F401
 from tests.testapp.models import Article
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls("tests.test_admin")]
@@ -53,10 +53,7 @@ def test_an_editor_approves_one_image_and_rejects_another_in_the_review_queue(
     wait = WebDriverWait(browser, TIMEOUT)
 
     # The Generated images list says how many wait, and links to the queue.
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/nanobanana_django/generatedimage/")
-    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
-    browser.find_element(By.NAME, "password").send_keys("password")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    log_in(browser, live_server, admin_user, "/admin/nanobanana_django/generatedimage/")
     wait.until(EC.presence_of_element_located((By.ID, "result_list")))
     browser.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
     browser.find_element(By.LINK_TEXT, "3 images awaiting review").click()
@@ -112,10 +109,7 @@ def test_an_editor_asks_for_three_candidates_and_picks_one(
     }
     article = Article.objects.create(title="Ten quiet cafés in Lisbon", topic="travel")
     wait = WebDriverWait(browser, TIMEOUT)
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/testapp/article/")
-    browser.find_element(By.NAME, "username").send_keys(admin_user.username)
-    browser.find_element(By.NAME, "password").send_keys("password")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    log_in(browser, live_server, admin_user, "/admin/testapp/article/")
     wait.until(EC.presence_of_element_located((By.ID, "result_list")))
     browser.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
     browser.find_element(
